@@ -1,0 +1,1 @@
+//! Reading a [`MeshConfig`](super::MeshConfig) from environment variables.

@@ -1,0 +1,282 @@
+//! The one validated configuration model of mesh, and its three front doors.
+//!
+//! A [`MeshConfig`] is built from code ([`MeshConfig::builder`]), from the environment
+//! ([`MeshConfig::from_env`]) or from a file in YAML, TOML or JSON ([`MeshConfig::from_file`]);
+//! all three produce the same model. Every value is checked on the way in: a bad value is a
+//! [`ConfigError`] that names the field path and the value.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::retry::RetryOn;
+
+mod builder;
+mod env;
+mod error;
+mod file;
+
+pub use builder::{DestinationBuilder, MeshConfigBuilder};
+pub use error::ConfigError;
+pub use file::Format;
+
+/// The whole configuration of one workload's mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeshConfig {
+    /// Who this workload is.
+    pub workload: Workload,
+    /// How destinations are discovered through DNS.
+    pub discovery: DiscoveryConfig,
+    /// The traffic policy of destinations that have no entry of their own.
+    pub defaults: TrafficPolicy,
+    /// Per-destination settings; the first whose host and port match a request applies.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// The identity of the workload that runs mesh.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The service (canonical name) this workload belongs to, such as `productpage`.
+    pub service: String,
+    /// The Kubernetes namespace; short destination names are qualified with it.
+    pub namespace: String,
+    /// The cluster's DNS domain, `cluster.local` by default.
+    pub cluster_domain: String,
+    /// The SPIFFE trust domain, `cluster.local` by default.
+    pub trust_domain: String,
+    /// The Kubernetes service account, `default` by default.
+    pub service_account: String,
+    /// The pod's name, when known (Downward API `POD_NAME`).
+    pub pod_name: Option<String>,
+    /// The workload's version label (such as `v1`), when known.
+    pub version: Option<String>,
+}
+
+/// How DNS discovery behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DiscoveryConfig {
+    /// DNS servers to ask; empty means the system's (`/etc/resolv.conf`).
+    pub nameservers: Vec<SocketAddr>,
+    /// Lower bound of the refresh interval, whatever the answer's TTL.
+    pub min_ttl: Duration,
+    /// Upper bound of the refresh interval, whatever the answer's TTL.
+    pub max_ttl: Duration,
+    /// Fraction (0 to 1) by which each refresh interval is shortened at random.
+    pub jitter: f64,
+    /// How long one lookup may take before it counts as failed.
+    pub timeout: Duration,
+    /// What to do when a name that had endpoints answers NXDOMAIN.
+    pub nxdomain: NxDomainPolicy,
+}
+
+/// What to do when a name that had endpoints starts answering NXDOMAIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NxDomainPolicy {
+    /// Keep the last endpoints for `grace`, then drop them.
+    Keep {
+        /// How long the last endpoints are kept.
+        grace: Duration,
+    },
+    /// Drop the endpoints at once.
+    Drop,
+}
+
+/// Settings for one destination (a Kubernetes service, usually).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DestinationConfig {
+    /// The host as callers write it: `reviews`, `reviews.default`,
+    /// `reviews.default.svc.cluster.local`, or an SRV name `_http._tcp.reviews.default.svc.cluster.local`.
+    pub host: String,
+    /// The port this entry applies to; `None` matches every port.
+    pub port: Option<u16>,
+    /// Fixed endpoints to use instead of DNS, for local runs.
+    pub endpoints: Option<Vec<SocketAddr>>,
+    /// How traffic to this destination is handled.
+    pub policy: TrafficPolicy,
+}
+
+/// How requests to one destination are balanced, timed out and retried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficPolicy {
+    /// The load-balancing algorithm.
+    pub load_balancer: LoadBalancer,
+    /// The whole request's timeout, retries included; `None` disables it.
+    pub timeout: Option<Duration>,
+    /// How long a TCP connect may take.
+    pub connect_timeout: Duration,
+    /// The HTTP version spoken to endpoints.
+    pub protocol: Protocol,
+    /// The retry policy.
+    pub retries: RetryPolicy,
+}
+
+/// Load-balancing algorithms, by Istio's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LoadBalancer {
+    /// `ROUND_ROBIN`: each endpoint in turn (weighted by SRV weight).
+    RoundRobin,
+    /// `RANDOM`: a (weighted) random endpoint.
+    Random,
+    /// `LEAST_REQUEST`: the less loaded of two random endpoints (P2C); Istio's default.
+    #[default]
+    LeastRequest,
+    /// `PEAK_EWMA`: P2C on peak-EWMA latency times load, as Linkerd does.
+    PeakEwma(PeakEwmaConfig),
+}
+
+/// Parameters of peak-EWMA balancing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeakEwmaConfig {
+    /// How fast old latency observations fade (10 s, as in Linkerd).
+    pub decay: Duration,
+    /// The latency assumed for an endpoint with no observation yet (30 ms).
+    pub default_rtt: Duration,
+}
+
+impl Default for PeakEwmaConfig {
+    fn default() -> Self {
+        Self {
+            decay: Duration::from_secs(10),
+            default_rtt: Duration::from_millis(30),
+        }
+    }
+}
+
+/// The HTTP version spoken to endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive connection pooling.
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c), multiplexed on one connection per endpoint.
+    Http2,
+}
+
+/// When and how requests are retried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries allowed after the first try (Istio's `attempts`; 2 by default, 0 disables).
+    pub attempts: u32,
+    /// The timeout of each try; `None` leaves tries bounded only by the request timeout.
+    pub per_try_timeout: Option<Duration>,
+    /// The conditions that trigger a retry (Istio's `retryOn`).
+    pub retry_on: RetryOn,
+    /// Whether non-idempotent requests (POST, PATCH) are retried on conditions other than
+    /// connect-failure and refused-stream, where the request never reached the application.
+    pub retry_non_idempotent: bool,
+    /// Back-off between tries.
+    pub backoff: BackoffConfig,
+    /// The retry budget shared by all requests to the destination.
+    pub budget: RetryBudgetConfig,
+}
+
+/// Fully jittered exponential back-off between tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackoffConfig {
+    /// The first interval's upper bound (25 ms).
+    pub base: Duration,
+    /// The cap on any interval (250 ms).
+    pub max: Duration,
+}
+
+/// A retry budget: retries may add at most `ratio` of requests plus `min_per_second`,
+/// counted over `window` (as in Linkerd and Finagle).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryBudgetConfig {
+    /// Retries allowed per request sent (0.2).
+    pub ratio: f64,
+    /// Retries always allowed each second, whatever the traffic (10).
+    pub min_per_second: u32,
+    /// The window over which requests and retries are counted (10 s).
+    pub window: Duration,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            service: "unknown".to_owned(),
+            namespace: "default".to_owned(),
+            cluster_domain: "cluster.local".to_owned(),
+            trust_domain: "cluster.local".to_owned(),
+            service_account: "default".to_owned(),
+            pod_name: None,
+            version: None,
+        }
+    }
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            min_ttl: Duration::from_secs(1),
+            max_ttl: Duration::from_secs(60),
+            jitter: 0.1,
+            timeout: Duration::from_secs(2),
+            nxdomain: NxDomainPolicy::default(),
+        }
+    }
+}
+
+impl Default for NxDomainPolicy {
+    fn default() -> Self {
+        NxDomainPolicy::Keep {
+            grace: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for TrafficPolicy {
+    fn default() -> Self {
+        Self {
+            load_balancer: LoadBalancer::default(),
+            timeout: Some(Duration::from_secs(15)),
+            connect_timeout: Duration::from_secs(10),
+            protocol: Protocol::default(),
+            retries: RetryPolicy::default(),
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 2,
+            per_try_timeout: None,
+            retry_on: RetryOn::default(),
+            retry_non_idempotent: false,
+            backoff: BackoffConfig::default(),
+            budget: RetryBudgetConfig::default(),
+        }
+    }
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_millis(25),
+            max: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Default for RetryBudgetConfig {
+    fn default() -> Self {
+        Self {
+            ratio: 0.2,
+            min_per_second: 10,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            workload: Workload::default(),
+            discovery: DiscoveryConfig::default(),
+            defaults: TrafficPolicy::default(),
+            destinations: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Endpoint health: the back-off that keeps the balancer off an endpoint that refuses connections.

@@ -1,0 +1,20 @@
+//! Pure decision logic and the validated configuration model of mesh.
+//!
+//! Nothing here opens a socket or reads a clock: time is passed in as a [`Duration`]
+//! since an origin the caller chooses, and randomness as a [`rand::Rng`]. The tower layers
+//! in `mesh-tower` are thin adapters around these functions and state machines.
+//!
+//! [`Duration`]: std::time::Duration
+#![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod config;
+pub mod discovery;
+pub mod duration;
+pub mod endpoint;
+pub mod health;
+pub mod name;
+pub mod retry;
+
+pub use config::{ConfigError, MeshConfig};
+pub use endpoint::{Endpoint, EndpointSet, Resolution};

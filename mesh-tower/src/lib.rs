@@ -1,0 +1,2 @@
+//! mesh-tower
+#![forbid(unsafe_code)]

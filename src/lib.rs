@@ -1,0 +1,3 @@
+//! mesh
+#![forbid(unsafe_code)]
+pub use mesh_core as core;
