@@ -1,0 +1,293 @@
+//! Choosing one endpoint of a snapshot by the configured algorithm.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::{Rng, RngExt};
+
+use super::EndpointStats;
+use super::p2c::{self, Cost};
+use super::round_robin::Schedule;
+use super::weighted::AliasTable;
+use crate::config::LoadBalancer;
+
+/// Candidates drawn (or round-robin turns taken) before the picker gives up on luck and
+/// scans the snapshot for an endpoint that qualifies.
+pub(crate) const MAX_DRAWS: usize = 4;
+
+/// The algorithm a [`LoadBalancer`] maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algorithm {
+    RoundRobin,
+    Random,
+    PowerOfTwo(Cost),
+}
+
+/// Which endpoints a fallback pass accepts, from the most to the least wanted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tier {
+    /// Outside connect back-off and not the endpoint to avoid.
+    Eligible,
+    /// Outside connect back-off, even the endpoint to avoid.
+    Available,
+    /// Panic mode: any endpoint but the one to avoid.
+    NotAvoided,
+    /// Panic mode with a single candidate: anything.
+    Any,
+}
+
+const FALLBACK: [Tier; 4] = [Tier::Eligible, Tier::Available, Tier::NotAvoided, Tier::Any];
+
+impl Tier {
+    fn admits(self, i: usize, stats: &EndpointStats, now: Duration, avoid: Option<usize>) -> bool {
+        match self {
+            Tier::Eligible => avoid != Some(i) && stats.is_available(now),
+            Tier::Available => stats.is_available(now),
+            Tier::NotAvoided => avoid != Some(i),
+            Tier::Any => true,
+        }
+    }
+}
+
+/// Chooses an endpoint from a snapshot by one load-balancing algorithm.
+///
+/// Built once per endpoint snapshot (it precomputes the weighted round-robin schedule or
+/// the weighted-random table); [`pick`](Self::pick) is then lock-free, allocation-free and
+/// O(1) unless most candidates it draws are unavailable. Endpoints in connect back-off and
+/// the endpoint to `avoid` are skipped while any other will do; when none qualifies it
+/// falls back to available endpoints including `avoid`, then to all (Envoy's panic mode).
+#[derive(Debug)]
+pub struct Picker {
+    lb: LoadBalancer,
+    algorithm: Algorithm,
+    len: usize,
+    table: Option<AliasTable>,
+    schedule: Option<Schedule>,
+    cursor: AtomicUsize,
+}
+
+impl Picker {
+    /// A picker for a snapshot of endpoints with these weights, in the snapshot's order.
+    ///
+    /// A weight of 0 counts as 1. Algorithms this picker does not implement balance as
+    /// least request.
+    pub fn new(lb: LoadBalancer, weights: &[u32]) -> Self {
+        #[allow(unreachable_patterns)] // `LoadBalancer` is non-exhaustive and may grow.
+        let algorithm = match lb {
+            LoadBalancer::RoundRobin => Algorithm::RoundRobin,
+            LoadBalancer::Random => Algorithm::Random,
+            LoadBalancer::LeastRequest => Algorithm::PowerOfTwo(Cost::Load),
+            LoadBalancer::PeakEwma(_) => Algorithm::PowerOfTwo(Cost::PeakEwma),
+            _ => Algorithm::PowerOfTwo(Cost::Load),
+        };
+        let (table, schedule) = match algorithm {
+            Algorithm::RoundRobin => (None, Schedule::new(weights)),
+            _ => (AliasTable::new(weights), None),
+        };
+        Self {
+            lb,
+            algorithm,
+            len: weights.len(),
+            table,
+            schedule,
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// The same picker with its round robin starting at `position` instead of the first
+    /// endpoint; pass a random position so that many clients do not all start together.
+    pub fn starting_at(self, position: usize) -> Self {
+        self.cursor.store(position, Ordering::Relaxed);
+        self
+    }
+
+    /// The algorithm this picker was built for.
+    pub fn load_balancer(&self) -> LoadBalancer {
+        self.lb
+    }
+
+    /// Picks the index of an endpoint, or `None` when `endpoints` is empty.
+    ///
+    /// `endpoints` should be the snapshot the picker was built for; a slice of another
+    /// length is balanced as if all its weights were equal. `avoid` is the endpoint a failed
+    /// try just used, so that the retry goes elsewhere when anywhere else will do.
+    pub fn pick<E: AsRef<EndpointStats>, R: Rng + ?Sized>(
+        &self,
+        endpoints: &[E],
+        now: Duration,
+        rng: &mut R,
+        avoid: Option<usize>,
+    ) -> Option<usize> {
+        let n = endpoints.len();
+        if n <= 1 {
+            return n.checked_sub(1);
+        }
+        let eligible = |i: usize| {
+            endpoints
+                .get(i)
+                .is_some_and(|e| Tier::Eligible.admits(i, e.as_ref(), now, avoid))
+        };
+        let picked = match self.algorithm {
+            Algorithm::RoundRobin => (0..MAX_DRAWS)
+                .map(|_| self.next_turn(n))
+                .find(|&i| eligible(i))
+                .unwrap_or_else(|| self.scan_in_turn(endpoints, now, avoid)),
+            Algorithm::Random => (0..MAX_DRAWS)
+                .map(|_| self.draw(n, rng))
+                .find(|&i| eligible(i))
+                .unwrap_or_else(|| self.scan_random(endpoints, now, rng, avoid)),
+            Algorithm::PowerOfTwo(cost) => self.pick_two(cost, endpoints, now, rng, avoid),
+        };
+        Some(picked)
+    }
+
+    /// Power of two choices: two distinct eligible candidates, the cheaper kept.
+    fn pick_two<E: AsRef<EndpointStats>, R: Rng + ?Sized>(
+        &self,
+        cost: Cost,
+        endpoints: &[E],
+        now: Duration,
+        rng: &mut R,
+        avoid: Option<usize>,
+    ) -> usize {
+        let n = endpoints.len();
+        let eligible = |i: usize, e: &EndpointStats| Tier::Eligible.admits(i, e, now, avoid);
+        let eligible_at = |i: usize| endpoints.get(i).is_some_and(|e| eligible(i, e.as_ref()));
+        let Some(a) = (0..MAX_DRAWS)
+            .map(|_| self.draw(n, rng))
+            .find(|&i| eligible_at(i))
+        else {
+            return self.scan_p2c(cost, endpoints, now, rng, avoid);
+        };
+        // A second candidate by luck, or else by a scan: it keeps P2C's choice even when
+        // most endpoints are unavailable.
+        let b = (0..MAX_DRAWS)
+            .map(|_| self.draw_other(n, a, rng))
+            .find(|&i| eligible_at(i))
+            .or_else(|| scan_weighted(endpoints, rng, |i, e| i != a && eligible(i, e)));
+        match b {
+            Some(b) => p2c::choose(cost, endpoints, a, b, now, rng),
+            None => a,
+        }
+    }
+
+    /// The next round-robin turn among `n` endpoints.
+    fn next_turn(&self, n: usize) -> usize {
+        let position = self.cursor.fetch_add(1, Ordering::Relaxed);
+        match &self.schedule {
+            Some(schedule) if self.len == n => schedule.at(position),
+            _ => position % n,
+        }
+    }
+
+    /// A random endpoint among `n`, weighted when the weights differ.
+    fn draw<R: Rng + ?Sized>(&self, n: usize, rng: &mut R) -> usize {
+        match &self.table {
+            Some(table) if table.len() == n => table.sample(rng),
+            _ => rng.random_range(0..n),
+        }
+    }
+
+    /// A random endpoint among `n >= 2` other than `a`, weighted when the weights differ.
+    fn draw_other<R: Rng + ?Sized>(&self, n: usize, a: usize, rng: &mut R) -> usize {
+        if let Some(table) = self.table.as_ref().filter(|t| t.len() == n) {
+            // Rejection sampling, bounded: a dominant `a` falls back to a uniform draw.
+            for _ in 0..MAX_DRAWS {
+                let i = table.sample(rng);
+                if i != a {
+                    return i;
+                }
+            }
+        }
+        let i = rng.random_range(0..n - 1);
+        if i >= a { i + 1 } else { i }
+    }
+
+    /// Round-robin fallback: the first endpoint in index order from the next turn that the
+    /// most wanted tier admits.
+    fn scan_in_turn<E: AsRef<EndpointStats>>(
+        &self,
+        endpoints: &[E],
+        now: Duration,
+        avoid: Option<usize>,
+    ) -> usize {
+        let n = endpoints.len();
+        let start = self.next_turn(n);
+        FALLBACK
+            .iter()
+            .find_map(|tier| {
+                (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|&i| tier.admits(i, endpoints[i].as_ref(), now, avoid))
+            })
+            .unwrap_or(start)
+    }
+
+    /// Random fallback: a weighted draw among the most wanted tier that admits anyone.
+    fn scan_random<E: AsRef<EndpointStats>, R: Rng + ?Sized>(
+        &self,
+        endpoints: &[E],
+        now: Duration,
+        rng: &mut R,
+        avoid: Option<usize>,
+    ) -> usize {
+        FALLBACK
+            .iter()
+            .find_map(|tier| scan_weighted(endpoints, rng, |i, e| tier.admits(i, e, now, avoid)))
+            .unwrap_or(0)
+    }
+
+    /// Power-of-two fallback: two weighted draws among the most wanted tier that admits
+    /// anyone, the cheaper kept.
+    fn scan_p2c<E: AsRef<EndpointStats>, R: Rng + ?Sized>(
+        &self,
+        cost: Cost,
+        endpoints: &[E],
+        now: Duration,
+        rng: &mut R,
+        avoid: Option<usize>,
+    ) -> usize {
+        FALLBACK
+            .iter()
+            .find_map(|tier| {
+                let a = scan_weighted(endpoints, rng, |i, e| tier.admits(i, e, now, avoid))?;
+                let b = scan_weighted(endpoints, rng, |i, e| {
+                    i != a && tier.admits(i, e, now, avoid)
+                });
+                Some(b.map_or(a, |b| p2c::choose(cost, endpoints, a, b, now, rng)))
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// A draw weighted by each endpoint's own weight among those `admits` accepts, by two
+/// passes over the snapshot; `None` when it accepts none.
+fn scan_weighted<E, R, F>(endpoints: &[E], rng: &mut R, admits: F) -> Option<usize>
+where
+    E: AsRef<EndpointStats>,
+    R: Rng + ?Sized,
+    F: Fn(usize, &EndpointStats) -> bool,
+{
+    let admitted = || {
+        endpoints
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| admits(*i, e.as_ref()))
+            .map(|(i, e)| (i, u64::from(e.as_ref().weight())))
+    };
+    let total: u64 = admitted().map(|(_, w)| w).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut r = rng.random_range(0..total);
+    let mut last = None;
+    for (i, w) in admitted() {
+        if r < w {
+            return Some(i);
+        }
+        r -= w;
+        last = Some(i);
+    }
+    // Health changed between the two passes: take the last one still admitted.
+    last
+}
