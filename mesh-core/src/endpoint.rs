@@ -35,7 +35,7 @@ impl EndpointSet {
     /// Builds a set, sorting by address and keeping the first of any duplicate address.
     pub fn new(endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
         let mut v: Vec<Endpoint> = endpoints.into_iter().collect();
-        v.sort_by(|a, b| a.addr.cmp(&b.addr));
+        v.sort_by_key(|e| e.addr);
         v.dedup_by(|b, a| a.addr == b.addr);
         Self {
             endpoints: v.into(),

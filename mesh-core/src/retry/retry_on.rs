@@ -251,8 +251,8 @@ impl fmt::Display for RetryOn {
         };
         for c in Condition::ALL {
             // Codes imply retriable-status-codes; print them instead of the bare name.
-            if self.contains(c) && !(c == Condition::RetriableStatusCodes && !self.codes.is_empty())
-            {
+            let implied_by_codes = c == Condition::RetriableStatusCodes && !self.codes.is_empty();
+            if self.contains(c) && !implied_by_codes {
                 sep(f)?;
                 f.write_str(c.as_str())?;
             }
