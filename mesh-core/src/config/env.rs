@@ -1,1 +1,494 @@
-//! Reading a [`MeshConfig`](super::MeshConfig) from environment variables.
+//! Reading a [`MeshConfig`] from environment variables.
+//!
+//! If `MESH_CONFIG` names a file, the file is read first; the other variables then override
+//! it. Identity comes from the Kubernetes Downward API names a pod spec usually sets
+//! (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT`); everything else has a `MESH_` prefix.
+//! Policy variables set the `defaults` policy, which destinations inherit where they do not
+//! set a field themselves. Empty values count as unset. A variable that starts with `MESH_`
+//! but is not listed here is an error, so that a typo is not silently ignored; other
+//! variables are ignored.
+//!
+//! | Variable | Default | Meaning |
+//! |---|---|---|
+//! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first; the variables below override it. |
+//! | `MESH_SERVICE` | `unknown` | The service (canonical name) this workload belongs to. |
+//! | `MESH_NAMESPACE` | `POD_NAMESPACE`, else `default` | The workload's namespace; overrides `POD_NAMESPACE`. |
+//! | `POD_NAMESPACE` | `default` | The workload's namespace, from the Downward API (`metadata.namespace`). |
+//! | `POD_NAME` | none | The pod's name, from the Downward API (`metadata.name`). |
+//! | `MESH_SERVICE_ACCOUNT` | `SERVICE_ACCOUNT`, else `default` | The workload's service account; overrides `SERVICE_ACCOUNT` and `POD_SERVICE_ACCOUNT`. |
+//! | `SERVICE_ACCOUNT` | `default` | The service account, from the Downward API (`spec.serviceAccountName`). |
+//! | `POD_SERVICE_ACCOUNT` | `default` | The service account, read when `SERVICE_ACCOUNT` is unset. |
+//! | `MESH_CLUSTER_DOMAIN` | `cluster.local` | The cluster's DNS domain. |
+//! | `MESH_TRUST_DOMAIN` | `cluster.local` | The SPIFFE trust domain. |
+//! | `MESH_VERSION` | none | The workload's version label, such as `v1`. |
+//! | `MESH_DNS_SERVERS` | system (`/etc/resolv.conf`) | Comma-separated DNS servers, `ip:port` or `[ipv6]:port`; a bare IP means port 53. |
+//! | `MESH_DNS_MIN_TTL` | `1s` | Lower bound of the DNS refresh interval. |
+//! | `MESH_DNS_MAX_TTL` | `60s` | Upper bound of the DNS refresh interval. |
+//! | `MESH_DNS_JITTER` | `0.1` | Fraction (0 to 1) by which refresh intervals are shortened at random. |
+//! | `MESH_DNS_TIMEOUT` | `2s` | How long one DNS lookup may take. |
+//! | `MESH_DNS_NXDOMAIN` | `keep` | On NXDOMAIN for a name that had endpoints: `keep` them for the grace period, or `drop` them. |
+//! | `MESH_DNS_NXDOMAIN_GRACE` | `60s` | How long endpoints are kept after NXDOMAIN (with `keep`). |
+//! | `MESH_LB` | `LEAST_REQUEST` | Load balancer: `ROUND_ROBIN`, `RANDOM`, `LEAST_REQUEST` or `PEAK_EWMA`. |
+//! | `MESH_TIMEOUT` | `15s` | Whole-request timeout, retries included; `0s` disables it. |
+//! | `MESH_CONNECT_TIMEOUT` | `10s` | TCP connect timeout. |
+//! | `MESH_PROTOCOL` | `http1` | HTTP version spoken to endpoints: `http1` or `http2` (h2c). |
+//! | `MESH_RETRY_ATTEMPTS` | `2` | Retries after the first try (0 to 100; 0 disables retries). |
+//! | `MESH_RETRY_PER_TRY_TIMEOUT` | none | Timeout of each try; `0s` means none. |
+//! | `MESH_RETRY_ON` | `reset,connect-failure,refused-stream,cancelled,unavailable,503` | Istio `retryOn` conditions, comma-separated. |
+//! | `MESH_RETRY_NON_IDEMPOTENT` | `false` | Whether POST/PATCH are retried on conditions where they may have been processed (`true`/`false`). |
+//! | `MESH_RETRY_BACKOFF_BASE` | `25ms` | Upper bound of the first back-off interval. |
+//! | `MESH_RETRY_BACKOFF_MAX` | `250ms` | Cap on any back-off interval. |
+//! | `MESH_RETRY_BUDGET_PERCENT` | `20` | Retries allowed as a percentage of requests (0 to 100000). |
+//! | `MESH_RETRY_BUDGET_MIN_PER_SECOND` | `10` | Retries always allowed each second. |
+//! | `MESH_RETRY_BUDGET_TTL` | `10s` | Window over which requests and retries are counted. |
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::builder::MeshConfigBuilder;
+use super::file::{builder_from_file, nxdomain_policy};
+use super::values::{self, NxAction, at};
+use super::{ConfigError, MeshConfig};
+
+/// Every environment variable mesh reads, with a one-line description.
+///
+/// Names starting with `MESH_` that are not listed here are rejected as typos.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "MESH_CONFIG",
+        "path of a YAML, TOML or JSON config file read before the variables",
+    ),
+    ("MESH_SERVICE", "the service this workload belongs to"),
+    (
+        "MESH_NAMESPACE",
+        "the workload's namespace (overrides POD_NAMESPACE)",
+    ),
+    (
+        "POD_NAMESPACE",
+        "the workload's namespace, from the Downward API",
+    ),
+    ("POD_NAME", "the pod's name, from the Downward API"),
+    (
+        "MESH_SERVICE_ACCOUNT",
+        "the workload's service account (overrides SERVICE_ACCOUNT)",
+    ),
+    (
+        "SERVICE_ACCOUNT",
+        "the workload's service account, from the Downward API",
+    ),
+    (
+        "POD_SERVICE_ACCOUNT",
+        "the workload's service account, when SERVICE_ACCOUNT is unset",
+    ),
+    ("MESH_CLUSTER_DOMAIN", "the cluster's DNS domain"),
+    ("MESH_TRUST_DOMAIN", "the SPIFFE trust domain"),
+    ("MESH_VERSION", "the workload's version label"),
+    (
+        "MESH_DNS_SERVERS",
+        "comma-separated DNS servers, ip:port (a bare ip means port 53)",
+    ),
+    (
+        "MESH_DNS_MIN_TTL",
+        "lower bound of the DNS refresh interval",
+    ),
+    (
+        "MESH_DNS_MAX_TTL",
+        "upper bound of the DNS refresh interval",
+    ),
+    (
+        "MESH_DNS_JITTER",
+        "fraction (0 to 1) by which refresh intervals are shortened at random",
+    ),
+    ("MESH_DNS_TIMEOUT", "how long one DNS lookup may take"),
+    (
+        "MESH_DNS_NXDOMAIN",
+        "on NXDOMAIN: keep the last endpoints for a grace period, or drop them",
+    ),
+    (
+        "MESH_DNS_NXDOMAIN_GRACE",
+        "how long endpoints are kept after NXDOMAIN",
+    ),
+    (
+        "MESH_LB",
+        "load balancer: ROUND_ROBIN, RANDOM, LEAST_REQUEST or PEAK_EWMA",
+    ),
+    (
+        "MESH_TIMEOUT",
+        "whole-request timeout, retries included; 0s disables it",
+    ),
+    ("MESH_CONNECT_TIMEOUT", "TCP connect timeout"),
+    (
+        "MESH_PROTOCOL",
+        "HTTP version spoken to endpoints: http1 or http2",
+    ),
+    (
+        "MESH_RETRY_ATTEMPTS",
+        "retries after the first try (0 to 100)",
+    ),
+    (
+        "MESH_RETRY_PER_TRY_TIMEOUT",
+        "timeout of each try; 0s means none",
+    ),
+    ("MESH_RETRY_ON", "Istio retryOn conditions, comma-separated"),
+    (
+        "MESH_RETRY_NON_IDEMPOTENT",
+        "whether non-idempotent requests may be retried",
+    ),
+    (
+        "MESH_RETRY_BACKOFF_BASE",
+        "upper bound of the first back-off interval",
+    ),
+    ("MESH_RETRY_BACKOFF_MAX", "cap on any back-off interval"),
+    (
+        "MESH_RETRY_BUDGET_PERCENT",
+        "retries allowed as a percentage of requests",
+    ),
+    (
+        "MESH_RETRY_BUDGET_MIN_PER_SECOND",
+        "retries always allowed each second",
+    ),
+    (
+        "MESH_RETRY_BUDGET_TTL",
+        "window over which requests and retries are counted",
+    ),
+];
+
+/// The prefix of mesh's own variables.
+const PREFIX: &str = "MESH_";
+
+impl MeshConfig {
+    /// Reads the config from the process environment; the [`env`](mod@super::env) module lists
+    /// the variables.
+    pub fn from_env() -> Result<MeshConfig, ConfigError> {
+        let mut vars = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            if !is_known(&name) && !name.starts_with(PREFIX) {
+                continue;
+            }
+            let value = value.into_string().map_err(|v| {
+                ConfigError::invalid(&name, v.to_string_lossy(), "is not valid UTF-8")
+            })?;
+            vars.push((name, value));
+        }
+        Self::from_vars(vars)
+    }
+
+    /// Reads the config from the given variables, as [`from_env`](Self::from_env) does from
+    /// the process environment; the testable core of it.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<MeshConfig, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        if let Some((name, value)) = vars
+            .iter()
+            .find(|(name, _)| name.starts_with(PREFIX) && !is_known(name))
+        {
+            return Err(ConfigError::UnknownVariable {
+                name: name.clone(),
+                value: value.clone(),
+                suggestion: closest(name),
+            });
+        }
+        let mut env = Env {
+            vars: &vars,
+            applied: Vec::new(),
+        };
+        let file = env.get("MESH_CONFIG");
+        let mut b = match file {
+            Some(path) => builder_from_file(Path::new(path)).map_err(|e| match e {
+                ConfigError::Read { source, .. } => ConfigError::invalid(
+                    "MESH_CONFIG",
+                    path,
+                    format!("cannot read the file: {source}"),
+                ),
+                ConfigError::UnknownFormat { .. } => ConfigError::invalid(
+                    "MESH_CONFIG",
+                    path,
+                    "unknown format (expected a .yaml, .yml, .toml or .json extension)",
+                ),
+                e => e,
+            })?,
+            None => MeshConfigBuilder::default(),
+        };
+        env.apply(&mut b)?;
+        b.build().map_err(|e| match env.blame(e) {
+            Ok(e) => e,
+            Err(e) => match file {
+                Some(path) => e.in_file(Path::new(path)),
+                None => e,
+            },
+        })
+    }
+}
+
+fn is_known(name: &str) -> bool {
+    ENV_VARS.iter().any(|(known, _)| *known == name)
+}
+
+/// The known `MESH_` variable closest to `name`, if it is within a few edits.
+fn closest(name: &str) -> Option<&'static str> {
+    ENV_VARS
+        .iter()
+        .map(|(known, _)| *known)
+        .filter(|known| known.starts_with(PREFIX))
+        .map(|known| (edit_distance(name, known), known))
+        .filter(|(distance, _)| *distance <= 3)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The variables being read, and which config paths they set.
+struct Env<'a> {
+    vars: &'a BTreeMap<String, String>,
+    /// (config path, variable, value) for every variable applied.
+    applied: Vec<(&'static str, &'static str, &'a str)>,
+}
+
+impl<'a> Env<'a> {
+    /// The variable's trimmed value, if it is set and not empty.
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parses variable `name`, which sets config `path`, if it is set.
+    fn take<T>(
+        &mut self,
+        name: &'static str,
+        path: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        let parsed = at(name, value, parse)?;
+        self.applied.push((path, name, value));
+        Ok(Some(parsed))
+    }
+
+    /// The first of `names` that is set, as a string setting `path`.
+    fn text(&mut self, names: &[&'static str], path: &'static str) -> Option<String> {
+        let name = names.iter().find(|n| self.get(n).is_some())?;
+        self.take(name, path, |v| Ok(v.to_owned())).ok().flatten()
+    }
+
+    /// Lays every set variable over `b`.
+    fn apply(&mut self, b: &mut MeshConfigBuilder) -> Result<(), ConfigError> {
+        let w = &mut b.workload;
+        if let Some(v) = self.text(&["MESH_SERVICE"], "workload.service") {
+            w.service = v;
+        }
+        if let Some(v) = self.text(&["MESH_NAMESPACE", "POD_NAMESPACE"], "workload.namespace") {
+            w.namespace = v;
+        }
+        if let Some(v) = self.text(&["MESH_CLUSTER_DOMAIN"], "workload.clusterDomain") {
+            w.cluster_domain = v;
+        }
+        if let Some(v) = self.text(&["MESH_TRUST_DOMAIN"], "workload.trustDomain") {
+            w.trust_domain = v;
+        }
+        let accounts = [
+            "MESH_SERVICE_ACCOUNT",
+            "SERVICE_ACCOUNT",
+            "POD_SERVICE_ACCOUNT",
+        ];
+        if let Some(v) = self.text(&accounts, "workload.serviceAccount") {
+            w.service_account = v;
+        }
+        if let Some(v) = self.text(&["POD_NAME"], "workload.podName") {
+            w.pod_name = Some(v);
+        }
+        if let Some(v) = self.text(&["MESH_VERSION"], "workload.version") {
+            w.version = Some(v);
+        }
+
+        let d = &mut b.discovery;
+        if let Some(v) = self.take("MESH_DNS_SERVERS", "discovery.nameservers", nameservers)? {
+            d.nameservers = v;
+        }
+        if let Some(v) = self.take("MESH_DNS_MIN_TTL", "discovery.minTtl", values::duration)? {
+            d.min_ttl = v;
+        }
+        if let Some(v) = self.take("MESH_DNS_MAX_TTL", "discovery.maxTtl", values::duration)? {
+            d.max_ttl = v;
+        }
+        if let Some(v) = self.take("MESH_DNS_JITTER", "discovery.jitter", number)? {
+            d.jitter = v;
+        }
+        if let Some(v) = self.take("MESH_DNS_TIMEOUT", "discovery.timeout", values::duration)? {
+            d.timeout = v;
+        }
+        let action = self.take(
+            "MESH_DNS_NXDOMAIN",
+            "discovery.nxdomain",
+            values::nxdomain_action,
+        )?;
+        let grace_var = "MESH_DNS_NXDOMAIN_GRACE";
+        let grace = self.take(grace_var, "discovery.nxdomain.grace", values::duration)?;
+        if action.is_some() || grace.is_some() {
+            let action = action.unwrap_or_else(|| NxAction::of(&d.nxdomain));
+            let raw_grace = self.get(grace_var).unwrap_or_default();
+            d.nxdomain = nxdomain_policy(action, grace, &d.nxdomain, || {
+                ConfigError::invalid(
+                    grace_var,
+                    raw_grace,
+                    "applies only when MESH_DNS_NXDOMAIN is keep",
+                )
+            })?;
+        }
+
+        let p = &mut b.defaults;
+        if let Some(v) = self.take("MESH_LB", "defaults.loadBalancer", values::load_balancer)? {
+            p.load_balancer = Some(v);
+        }
+        if let Some(v) = self.take("MESH_TIMEOUT", "defaults.timeout", values::timeout)? {
+            p.timeout = Some(v);
+        }
+        let path = "defaults.connectTimeout";
+        if let Some(v) = self.take("MESH_CONNECT_TIMEOUT", path, values::duration)? {
+            p.connect_timeout = Some(v);
+        }
+        if let Some(v) = self.take("MESH_PROTOCOL", "defaults.protocol", values::protocol)? {
+            p.protocol = Some(v);
+        }
+        let path = "defaults.retries.attempts";
+        if let Some(v) = self.take("MESH_RETRY_ATTEMPTS", path, whole_number)? {
+            p.attempts = Some(v);
+        }
+        let path = "defaults.retries.perTryTimeout";
+        if let Some(v) = self.take("MESH_RETRY_PER_TRY_TIMEOUT", path, values::timeout)? {
+            p.per_try_timeout = Some(v);
+        }
+        let path = "defaults.retries.retryOn";
+        if let Some(v) = self.take("MESH_RETRY_ON", path, values::retry_on)? {
+            p.retry_on = Some(v);
+        }
+        let path = "defaults.retries.retryNonIdempotent";
+        if let Some(v) = self.take("MESH_RETRY_NON_IDEMPOTENT", path, values::boolean)? {
+            p.retry_non_idempotent = Some(v);
+        }
+        let path = "defaults.retries.backoff.baseInterval";
+        if let Some(v) = self.take("MESH_RETRY_BACKOFF_BASE", path, values::duration)? {
+            p.backoff_base = Some(v);
+        }
+        let path = "defaults.retries.backoff.maxInterval";
+        if let Some(v) = self.take("MESH_RETRY_BACKOFF_MAX", path, values::duration)? {
+            p.backoff_max = Some(v);
+        }
+        let path = "defaults.retries.budget.percent";
+        if let Some(v) = self.take("MESH_RETRY_BUDGET_PERCENT", path, number)? {
+            p.budget_ratio = Some(v / 100.0);
+        }
+        let path = "defaults.retries.budget.minRetriesPerSecond";
+        if let Some(v) = self.take("MESH_RETRY_BUDGET_MIN_PER_SECOND", path, whole_number)? {
+            p.budget_min_per_second = Some(v);
+        }
+        let path = "defaults.retries.budget.ttl";
+        if let Some(v) = self.take("MESH_RETRY_BUDGET_TTL", path, values::duration)? {
+            p.budget_window = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Renames a validation error about a value a variable set to that variable and value;
+    /// gives the error back unchanged (as `Err`) when no variable set it.
+    fn blame(&self, e: ConfigError) -> Result<ConfigError, ConfigError> {
+        let ConfigError::Invalid { path, reason, .. } = &e else {
+            return Err(e);
+        };
+        let set_by = |prefix: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('[') || rest.starts_with('.'))
+        };
+        match self.applied.iter().find(|(prefix, _, _)| set_by(prefix)) {
+            Some((_, name, value)) => Ok(ConfigError::invalid(*name, value, reason.clone())),
+            None => Err(e),
+        }
+    }
+}
+
+fn nameservers(s: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| values::nameserver(piece).map_err(|e| format!("`{piece}`: {e}")))
+        .collect()
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.parse().map_err(|_| "expected a number".to_owned())
+}
+
+fn whole_number(s: &str) -> Result<u32, String> {
+    s.parse()
+        .map_err(|_| format!("expected a whole number from 0 to {}", u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_list_agree() {
+        let source = include_str!("env.rs");
+        let rows: Vec<&str> = source
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        let names: Vec<&str> = ENV_VARS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            rows, names,
+            "the module docs' table lists ENV_VARS in order"
+        );
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), names.len(), "no name twice");
+        for (name, description) in ENV_VARS {
+            assert!(!description.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn documented_retry_on_default_is_the_real_one() {
+        let default = crate::retry::RetryOn::default().to_string();
+        assert!(include_str!("env.rs").contains(&format!("| `MESH_RETRY_ON` | `{default}` |")));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("MESH_TIMEOT"), Some("MESH_TIMEOUT"));
+        assert_eq!(closest("MESH_DNS_SERVER"), Some("MESH_DNS_SERVERS"));
+        assert_eq!(closest("MESH_SOMETHING_ELSE_ENTIRELY"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

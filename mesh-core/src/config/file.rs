@@ -1,4 +1,36 @@
 //! Reading a [`MeshConfig`](super::MeshConfig) from YAML, TOML or JSON.
+//!
+//! A file is read in two passes. Serde reads it into "raw" structs whose fields are all
+//! optional and whose unknown fields are errors; `serde_path_to_error` supplies the path of
+//! any type error. A second pass turns raw values (durations, names, addresses) into the model,
+//! naming the path of any bad value, and [`MeshConfig::validate`](super::MeshConfig::validate)
+//! checks the rules that span fields.
+//!
+//! The file's keys are camelCase; durations are strings in Istio's form (`500ms`, `1m30s`):
+//!
+//! ```yaml
+//! workload: {service: productpage, namespace: default}
+//! discovery: {nameservers: ["10.96.0.10"], minTtl: 1s, maxTtl: 60s, nxdomain: {action: keep, grace: 60s}}
+//! defaults:
+//!   loadBalancer: LEAST_REQUEST      # or {simple: LEAST_REQUEST}; PEAK_EWMA takes peakEwma: {decay, defaultRtt}
+//!   timeout: 15s                     # 0s disables
+//!   retries: {attempts: 2, retryOn: "5xx,connect-failure", budget: {percent: 20}}
+//! destinations:
+//!   - host: reviews
+//!     port: 9080
+//!     retries: {attempts: 3}         # merged field by field with the defaults' retries
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde_saphyr::MessageFormatter as _;
+
+use super::builder::{DestinationBuilder, MeshConfigBuilder, PolicyOverrides};
+use super::values::{self, LbKind, NxAction, at};
+use super::{ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, Workload};
 
 /// A configuration file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,4 +41,663 @@ pub enum Format {
     Toml,
     /// JSON.
     Json,
+}
+
+impl Format {
+    /// The format a file's extension names (`.yaml`, `.yml`, `.toml`, `.json`, in any case).
+    pub fn from_path(path: impl AsRef<Path>) -> Option<Format> {
+        let ext = path.as_ref().extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "yaml" | "yml" => Some(Format::Yaml),
+            "toml" => Some(Format::Toml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Yaml => "YAML",
+            Format::Toml => "TOML",
+            Format::Json => "JSON",
+        })
+    }
+}
+
+impl MeshConfig {
+    /// Reads a config file, choosing the format by its extension.
+    ///
+    /// Errors name the file as well as the field path and value.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<MeshConfig, ConfigError> {
+        let path = path.as_ref();
+        builder_from_file(path)?
+            .build()
+            .map_err(|e| e.in_file(path))
+    }
+
+    /// Reads a config from text in the given format.
+    pub fn from_str(text: &str, format: Format) -> Result<MeshConfig, ConfigError> {
+        builder_from_str(text, format)?.build()
+    }
+}
+
+/// Reads a config file into a builder, so that more settings can be laid over it.
+pub(crate) fn builder_from_file(path: &Path) -> Result<MeshConfigBuilder, ConfigError> {
+    let format = Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat {
+        file: path.to_owned(),
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_owned(),
+        source,
+    })?;
+    builder_from_str(&text, format).map_err(|e| e.in_file(path))
+}
+
+/// Reads config text into a builder.
+pub(crate) fn builder_from_str(
+    text: &str,
+    format: Format,
+) -> Result<MeshConfigBuilder, ConfigError> {
+    let mut builder = MeshConfigBuilder::default();
+    match read_document(text, format)? {
+        Document::Mesh(mesh) => mesh.apply(&mut builder)?,
+    }
+    Ok(builder)
+}
+
+/// One document of a configuration file.
+///
+/// Only mesh's own (`kind`-less) document exists today; Istio's VirtualService and
+/// DestinationRule documents will be further variants, told apart by their `kind` before
+/// being read into their own raw structs, and applied to the same builder.
+enum Document {
+    /// Mesh's own settings.
+    Mesh(RawMesh),
+}
+
+fn read_document(text: &str, format: Format) -> Result<Document, ConfigError> {
+    deserialize(text, format).map(Document::Mesh)
+}
+
+/// Reads `text` into `T`, naming the path (and line, where the format gives one) of errors.
+fn deserialize<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, ConfigError> {
+    match format {
+        Format::Yaml => {
+            let mut options = serde_saphyr::Options::default();
+            options.with_snippet = false;
+            options.strict_booleans = true;
+            let mut path = String::new();
+            serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+                serde_path_to_error::deserialize(de).map_err(|e| {
+                    path = render_path(e.path());
+                    e.into_inner()
+                })
+            })
+            .map_err(|e| {
+                let e = e.without_snippet();
+                let mut message = serde_saphyr::DefaultMessageFormatter
+                    .format_message(e)
+                    .into_owned();
+                let (line, column) = match e.location() {
+                    Some(l) => (Some(l.line()), Some(l.column())),
+                    None => (None, None),
+                };
+                // saphyr's scalar errors ("invalid i64") do not quote the value; quote it
+                // from the text.
+                if !path.is_empty()
+                    && message.starts_with("invalid ")
+                    && let Some(found) = yaml_scalar_at(text, line, column)
+                    && !message.contains(found)
+                {
+                    message = format!("{message}: found {found:?}");
+                }
+                classify(format, path, &message, line, column)
+            })
+        }
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let value = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| json_error(render_path(e.path()), e.inner()))?;
+            de.end().map_err(|e| json_error(String::new(), &e))?;
+            Ok(value)
+        }
+        Format::Toml => {
+            let de = toml::de::Deserializer::parse(text)
+                .map_err(|e| toml_error(text, String::new(), &e))?;
+            serde_path_to_error::deserialize(de)
+                .map_err(|e| toml_error(text, render_path(e.path()), e.inner()))
+        }
+    }
+}
+
+/// The scalar that starts at the 1-based `line` and `column` of `text`, up to a flow
+/// delimiter or a comment.
+fn yaml_scalar_at(text: &str, line: Option<u64>, column: Option<u64>) -> Option<&str> {
+    let line = text
+        .lines()
+        .nth(usize::try_from(line?.checked_sub(1)?).ok()?)?;
+    let column = usize::try_from(column?.checked_sub(1)?).ok()?;
+    let start = line.char_indices().nth(column)?.0;
+    let rest = line.get(start..)?;
+    let end = rest.find([',', '}', ']', '#']).unwrap_or(rest.len());
+    let scalar = rest.get(..end)?.trim();
+    let plain = !scalar.is_empty() && !scalar.contains(": ") && !scalar.starts_with(['[', '{']);
+    plain.then_some(scalar)
+}
+
+fn json_error(path: String, e: &serde_json::Error) -> ConfigError {
+    let (line, column) = (e.line() as u64, e.column() as u64);
+    let text = e.to_string();
+    let suffix = format!(" at line {line} column {column}");
+    let message = text.strip_suffix(&suffix).unwrap_or(&text);
+    let known = |n: u64| (n > 0).then_some(n);
+    classify(Format::Json, path, message, known(line), known(column))
+}
+
+fn toml_error(text: &str, path: String, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+            (Some(line as u64), Some(column as u64))
+        }
+        None => (None, None),
+    };
+    classify(Format::Toml, path, e.message().trim_end(), line, column)
+}
+
+/// Turns a parser's error into an unknown-field error or a parse error.
+fn classify(
+    format: Format,
+    path: String,
+    message: &str,
+    line: Option<u64>,
+    column: Option<u64>,
+) -> ConfigError {
+    if let Some((field, tail)) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        let expected = tail
+            .trim_start_matches(',')
+            .trim()
+            .strip_prefix("expected ")
+            .unwrap_or("")
+            .to_owned();
+        let path = if path == field || path.ends_with(&format!(".{field}")) {
+            path
+        } else if path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ConfigError::UnknownField {
+            path,
+            field: field.to_owned(),
+            expected,
+            line,
+        };
+    }
+    ConfigError::Parse {
+        format,
+        path,
+        message: message.to_owned(),
+        line,
+        column,
+    }
+}
+
+/// Renders a serde path as `destinations[1].retries.attempts`, skipping unknown segments.
+fn render_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// A scalar read as text: a string, or a number as written (so that `timeout: 5` reports a
+/// missing unit rather than a type error).
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl Visitor<'_> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+/// A load balancer as a name (`ROUND_ROBIN`) or Istio's DestinationRule shape
+/// (`{simple: ROUND_ROBIN}`).
+#[derive(Debug)]
+enum RawLoadBalancer {
+    Name(String),
+    Simple(Option<String>),
+}
+
+impl<'de> Deserialize<'de> for RawLoadBalancer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LbVisitor;
+        impl<'de> Visitor<'de> for LbVisitor {
+            type Value = RawLoadBalancer;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a load balancer name such as ROUND_ROBIN, or {simple: NAME}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawLoadBalancer::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut simple = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "simple" {
+                        return Err(de::Error::unknown_field(&key, &["simple"]));
+                    }
+                    if simple.is_some() {
+                        return Err(de::Error::duplicate_field("simple"));
+                    }
+                    simple = Some(map.next_value::<String>()?);
+                }
+                Ok(RawLoadBalancer::Simple(simple))
+            }
+        }
+        deserializer.deserialize_any(LbVisitor)
+    }
+}
+
+/// Mesh's own document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawMesh {
+    workload: Option<RawWorkload>,
+    discovery: Option<RawDiscovery>,
+    defaults: Option<RawPolicy>,
+    destinations: Option<Vec<RawDestination>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawWorkload {
+    service: Option<String>,
+    namespace: Option<String>,
+    cluster_domain: Option<String>,
+    trust_domain: Option<String>,
+    service_account: Option<String>,
+    pod_name: Option<String>,
+    version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDiscovery {
+    nameservers: Option<Vec<String>>,
+    min_ttl: Option<Text>,
+    max_ttl: Option<Text>,
+    jitter: Option<f64>,
+    timeout: Option<Text>,
+    nxdomain: Option<RawNxDomain>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawNxDomain {
+    action: Option<String>,
+    grace: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawPolicy {
+    load_balancer: Option<RawLoadBalancer>,
+    peak_ewma: Option<RawPeakEwma>,
+    timeout: Option<Text>,
+    connect_timeout: Option<Text>,
+    protocol: Option<String>,
+    retries: Option<RawRetries>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawPeakEwma {
+    decay: Option<Text>,
+    default_rtt: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRetries {
+    attempts: Option<i64>,
+    per_try_timeout: Option<Text>,
+    retry_on: Option<Text>,
+    retry_non_idempotent: Option<bool>,
+    backoff: Option<RawBackoff>,
+    budget: Option<RawBudget>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawBackoff {
+    base_interval: Option<Text>,
+    max_interval: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawBudget {
+    percent: Option<f64>,
+    min_retries_per_second: Option<i64>,
+    ttl: Option<Text>,
+}
+
+/// A destination: its own keys plus every [`RawPolicy`] key (serde cannot flatten a struct
+/// that denies unknown fields).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDestination {
+    host: Option<String>,
+    port: Option<i64>,
+    endpoints: Option<Vec<String>>,
+    load_balancer: Option<RawLoadBalancer>,
+    peak_ewma: Option<RawPeakEwma>,
+    timeout: Option<Text>,
+    connect_timeout: Option<Text>,
+    protocol: Option<String>,
+    retries: Option<RawRetries>,
+}
+
+impl RawMesh {
+    fn apply(self, b: &mut MeshConfigBuilder) -> Result<(), ConfigError> {
+        if let Some(w) = self.workload {
+            w.apply(&mut b.workload);
+        }
+        if let Some(d) = self.discovery {
+            d.apply(&mut b.discovery)?;
+        }
+        if let Some(p) = self.defaults {
+            b.defaults = p.overrides("defaults", LbKind::of(&b.defaults_base.load_balancer))?;
+        }
+        let inherited = LbKind::of(&b.resolved_defaults().load_balancer);
+        for (i, d) in self
+            .destinations
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
+            let destination = d.into_builder(&format!("destinations[{i}]"), inherited)?;
+            b.destinations.push(destination);
+        }
+        Ok(())
+    }
+}
+
+impl RawWorkload {
+    fn apply(self, w: &mut Workload) {
+        let set = |field: &mut String, value: Option<String>| {
+            if let Some(v) = value {
+                *field = v;
+            }
+        };
+        set(&mut w.service, self.service);
+        set(&mut w.namespace, self.namespace);
+        set(&mut w.cluster_domain, self.cluster_domain);
+        set(&mut w.trust_domain, self.trust_domain);
+        set(&mut w.service_account, self.service_account);
+        if self.pod_name.is_some() {
+            w.pod_name = self.pod_name;
+        }
+        if self.version.is_some() {
+            w.version = self.version;
+        }
+    }
+}
+
+impl RawDiscovery {
+    fn apply(self, d: &mut DiscoveryConfig) -> Result<(), ConfigError> {
+        if let Some(servers) = self.nameservers {
+            d.nameservers = servers
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    at(
+                        &format!("discovery.nameservers[{i}]"),
+                        s,
+                        values::nameserver,
+                    )
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(Text(t)) = self.min_ttl {
+            d.min_ttl = at("discovery.minTtl", &t, values::duration)?;
+        }
+        if let Some(Text(t)) = self.max_ttl {
+            d.max_ttl = at("discovery.maxTtl", &t, values::duration)?;
+        }
+        if let Some(jitter) = self.jitter {
+            d.jitter = jitter;
+        }
+        if let Some(Text(t)) = self.timeout {
+            d.timeout = at("discovery.timeout", &t, values::duration)?;
+        }
+        if let Some(nx) = self.nxdomain {
+            let action = match &nx.action {
+                Some(a) => at("discovery.nxdomain.action", a, values::nxdomain_action)?,
+                None => NxAction::Keep,
+            };
+            let grace = match &nx.grace {
+                Some(Text(g)) => Some(at("discovery.nxdomain.grace", g, values::duration)?),
+                None => None,
+            };
+            d.nxdomain = nxdomain_policy(action, grace, &d.nxdomain, || {
+                let g = nx.grace.as_ref().map_or("", |Text(g)| g.as_str());
+                ConfigError::invalid(
+                    "discovery.nxdomain.grace",
+                    g,
+                    "applies only when discovery.nxdomain.action is keep",
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The NXDOMAIN policy for `action` and an optional `grace`, keeping `current`'s grace when
+/// none is given; `grace_with_drop` is the error for a grace given with `drop`.
+pub(crate) fn nxdomain_policy(
+    action: NxAction,
+    grace: Option<std::time::Duration>,
+    current: &NxDomainPolicy,
+    grace_with_drop: impl FnOnce() -> ConfigError,
+) -> Result<NxDomainPolicy, ConfigError> {
+    match (action, grace) {
+        (NxAction::Drop, Some(_)) => Err(grace_with_drop()),
+        (NxAction::Drop, None) => Ok(NxDomainPolicy::Drop),
+        (NxAction::Keep, Some(grace)) => Ok(NxDomainPolicy::Keep { grace }),
+        (NxAction::Keep, None) => Ok(match current {
+            NxDomainPolicy::Keep { grace } => NxDomainPolicy::Keep { grace: *grace },
+            NxDomainPolicy::Drop => NxDomainPolicy::default(),
+        }),
+    }
+}
+
+impl RawPolicy {
+    /// The fields this policy sets; `inherited` is the balancer used when it sets none.
+    fn overrides(self, prefix: &str, inherited: LbKind) -> Result<PolicyOverrides, ConfigError> {
+        let mut o = PolicyOverrides::default();
+        if let Some(lb) = &self.load_balancer {
+            o.load_balancer = Some(match lb {
+                RawLoadBalancer::Name(name) => at(
+                    &format!("{prefix}.loadBalancer"),
+                    name,
+                    values::load_balancer,
+                )?,
+                RawLoadBalancer::Simple(Some(name)) => at(
+                    &format!("{prefix}.loadBalancer.simple"),
+                    name,
+                    values::load_balancer,
+                )?,
+                RawLoadBalancer::Simple(None) => {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.loadBalancer"),
+                        "{}",
+                        "expected a name such as ROUND_ROBIN, or {simple: NAME}",
+                    ));
+                }
+            });
+        }
+        if let Some(ewma) = self.peak_ewma {
+            let kind = o.load_balancer.unwrap_or(inherited);
+            if kind != LbKind::PeakEwma {
+                let mut shown = Vec::new();
+                if let Some(Text(d)) = &ewma.decay {
+                    shown.push(format!("decay: {d}"));
+                }
+                if let Some(Text(r)) = &ewma.default_rtt {
+                    shown.push(format!("defaultRtt: {r}"));
+                }
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.peakEwma"),
+                    format!("{{{}}}", shown.join(", ")),
+                    "applies only when loadBalancer is PEAK_EWMA",
+                ));
+            }
+            if let Some(Text(d)) = ewma.decay {
+                o.peak_ewma_decay = Some(at(
+                    &format!("{prefix}.peakEwma.decay"),
+                    &d,
+                    values::duration,
+                )?);
+            }
+            if let Some(Text(r)) = ewma.default_rtt {
+                o.peak_ewma_default_rtt = Some(at(
+                    &format!("{prefix}.peakEwma.defaultRtt"),
+                    &r,
+                    values::duration,
+                )?);
+            }
+        }
+        if let Some(Text(t)) = self.timeout {
+            o.timeout = Some(at(&format!("{prefix}.timeout"), &t, values::timeout)?);
+        }
+        if let Some(Text(t)) = self.connect_timeout {
+            o.connect_timeout = Some(at(
+                &format!("{prefix}.connectTimeout"),
+                &t,
+                values::duration,
+            )?);
+        }
+        if let Some(p) = self.protocol {
+            o.protocol = Some(at(&format!("{prefix}.protocol"), &p, values::protocol)?);
+        }
+        if let Some(r) = self.retries {
+            r.apply(&format!("{prefix}.retries"), &mut o)?;
+        }
+        Ok(o)
+    }
+}
+
+impl RawRetries {
+    fn apply(self, prefix: &str, o: &mut PolicyOverrides) -> Result<(), ConfigError> {
+        if let Some(n) = self.attempts {
+            let path = format!("{prefix}.attempts");
+            o.attempts = Some(values::attempts(n).map_err(|r| ConfigError::invalid(path, n, r))?);
+        }
+        if let Some(Text(t)) = self.per_try_timeout {
+            o.per_try_timeout = Some(at(&format!("{prefix}.perTryTimeout"), &t, values::timeout)?);
+        }
+        if let Some(Text(t)) = self.retry_on {
+            o.retry_on = Some(at(&format!("{prefix}.retryOn"), &t, values::retry_on)?);
+        }
+        if let Some(b) = self.retry_non_idempotent {
+            o.retry_non_idempotent = Some(b);
+        }
+        if let Some(backoff) = self.backoff {
+            if let Some(Text(t)) = backoff.base_interval {
+                let path = format!("{prefix}.backoff.baseInterval");
+                o.backoff_base = Some(at(&path, &t, values::duration)?);
+            }
+            if let Some(Text(t)) = backoff.max_interval {
+                let path = format!("{prefix}.backoff.maxInterval");
+                o.backoff_max = Some(at(&path, &t, values::duration)?);
+            }
+        }
+        if let Some(budget) = self.budget {
+            if let Some(percent) = budget.percent {
+                o.budget_ratio = Some(percent / 100.0);
+            }
+            if let Some(n) = budget.min_retries_per_second {
+                let path = format!("{prefix}.budget.minRetriesPerSecond");
+                o.budget_min_per_second =
+                    Some(values::count(n).map_err(|r| ConfigError::invalid(path, n, r))?);
+            }
+            if let Some(Text(t)) = budget.ttl {
+                o.budget_window = Some(at(&format!("{prefix}.budget.ttl"), &t, values::duration)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RawDestination {
+    fn into_builder(
+        self,
+        prefix: &str,
+        inherited: LbKind,
+    ) -> Result<DestinationBuilder, ConfigError> {
+        let mut d = DestinationBuilder::new(self.host.unwrap_or_default());
+        if let Some(n) = self.port {
+            let path = format!("{prefix}.port");
+            d.port = Some(values::port(n).map_err(|r| ConfigError::invalid(path, n, r))?);
+        }
+        if let Some(endpoints) = self.endpoints {
+            d.endpoints = Some(
+                endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| at(&format!("{prefix}.endpoints[{i}]"), s, values::endpoint))
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        let policy = RawPolicy {
+            load_balancer: self.load_balancer,
+            peak_ewma: self.peak_ewma,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            protocol: self.protocol,
+            retries: self.retries,
+        };
+        d.policy = policy.overrides(prefix, inherited)?;
+        Ok(d)
+    }
 }

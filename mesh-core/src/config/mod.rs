@@ -1,9 +1,10 @@
 //! The one validated configuration model of mesh, and its three front doors.
 //!
 //! A [`MeshConfig`] is built from code ([`MeshConfig::builder`]), from the environment
-//! ([`MeshConfig::from_env`]) or from a file in YAML, TOML or JSON ([`MeshConfig::from_file`]);
-//! all three produce the same model. Every value is checked on the way in: a bad value is a
-//! [`ConfigError`] that names the field path and the value.
+//! ([`MeshConfig::from_env`], variables listed in [`env`](mod@env)) or from a file in YAML, TOML or JSON
+//! ([`MeshConfig::from_file`]); all three produce the same model. Every value is checked on the
+//! way in ([`MeshConfig::validate`]): a bad value is a [`ConfigError`] that names the field path
+//! and the value.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,16 +12,21 @@ use std::time::Duration;
 use crate::retry::RetryOn;
 
 mod builder;
-mod env;
+pub mod env;
 mod error;
 mod file;
+#[cfg(test)]
+mod tests;
+mod validate;
+mod values;
 
 pub use builder::{DestinationBuilder, MeshConfigBuilder};
+pub use env::ENV_VARS;
 pub use error::ConfigError;
 pub use file::Format;
 
 /// The whole configuration of one workload's mesh.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct MeshConfig {
     /// Who this workload is.
     pub workload: Workload,
@@ -266,17 +272,6 @@ impl Default for RetryBudgetConfig {
             ratio: 0.2,
             min_per_second: 10,
             window: Duration::from_secs(10),
-        }
-    }
-}
-
-impl Default for MeshConfig {
-    fn default() -> Self {
-        Self {
-            workload: Workload::default(),
-            discovery: DiscoveryConfig::default(),
-            defaults: TrafficPolicy::default(),
-            destinations: Vec::new(),
         }
     }
 }
