@@ -27,6 +27,8 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 const MAX_NAME_LEN: usize = 253;
 /// Longest DNS label, in characters (RFC 1035).
 const MAX_LABEL_LEN: usize = 63;
+/// The reason given for a name that starts like an SRV name but is not one.
+const SRV_FORM: &str = "an SRV name starts with `_port._proto.` (such as `_http._tcp.`)";
 
 /// What a request's host and port resolve through.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -117,22 +119,25 @@ pub fn qualify(
     validate_name(host, &name)?;
 
     let labels: Vec<&str> = name.split('.').collect();
-    let is_srv = labels[0].starts_with('_');
-    let fqdn = if is_srv {
-        if labels.len() < 2 || !labels[1].starts_with('_') {
-            return Err(NameError::new(
-                host,
-                "an SRV name starts with `_port._proto.` (such as `_http._tcp.`)",
-            ));
+    let (fqdn, is_srv) = match labels.as_slice() {
+        [port, rest @ ..] if port.starts_with('_') => {
+            let [proto, service @ ..] = rest else {
+                return Err(NameError::new(host, SRV_FORM));
+            };
+            if !proto.starts_with('_') {
+                return Err(NameError::new(host, SRV_FORM));
+            }
+            if service.is_empty() {
+                return Err(NameError::new(host, "SRV name without a service name"));
+            }
+            let service = service.join(".");
+            let qualified = qualify_name(host, &service, absolute, namespace, cluster_domain)?;
+            (format!("{port}.{proto}.{qualified}"), true)
         }
-        if labels.len() == 2 {
-            return Err(NameError::new(host, "SRV name without a service name"));
-        }
-        let service = labels[2..].join(".");
-        let qualified = qualify_name(host, &service, absolute, namespace, cluster_domain)?;
-        format!("{}.{}.{qualified}", labels[0], labels[1])
-    } else {
-        qualify_name(host, &name, absolute, namespace, cluster_domain)?
+        _ => (
+            qualify_name(host, &name, absolute, namespace, cluster_domain)?,
+            false,
+        ),
     };
 
     if fqdn.len() > MAX_NAME_LEN {
