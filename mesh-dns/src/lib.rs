@@ -12,6 +12,9 @@
 //! | `mesh_dns_refreshes_total` | counter | `name` |
 //! | `mesh_dns_refresh_failures_total` | counter | `name`, `reason` (`timeout`, `nxdomain`, `nodata`, `servfail`, `refused`, `io`, `bad_answer`) |
 //! | `mesh_dns_endpoints` | gauge | `name` |
+//!
+//! With the `server` feature, [`server::DnsServer`] is a small authoritative DNS server whose
+//! records can be changed while it serves, for tests and local runs.
 #![forbid(unsafe_code)]
 
 mod discovery;
@@ -19,6 +22,8 @@ mod error;
 mod refresh;
 pub mod resolv_conf;
 mod resolver;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use discovery::{Discover, DnsDiscovery, EndpointWatch, StaticDiscovery};
 pub use error::DnsError;
