@@ -1,1 +1,118 @@
-fn main() {}
+//! The cost of the mesh client against a bare hyper-util client, in one run, against one
+//! loopback server: one request at a time (latency) and 16 at a time (throughput).
+//!
+//! `cargo bench --bench client`; compare `bare` with `mesh` in each group.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::future::join_all;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh::prelude::*;
+use mesh::tower::testing::DnsServer;
+use tokio::net::TcpListener;
+
+const CONCURRENCY: usize = 16;
+
+async fn serve() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (addr, dns) = rt.block_on(async {
+        let addr = serve().await;
+        let dns = DnsServer::start().expect("dns");
+        dns.set_hosts("bench.default.svc", &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 300)
+            .expect("record");
+        (addr, dns)
+    });
+
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let bare: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(connector);
+    let bare_uri: http::Uri = format!("http://{addr}/").parse().expect("uri");
+
+    // Discovery through DNS, least-request balancing, a timeout and retries: the defaults.
+    let config = MeshConfig::builder()
+        .service("bench")
+        .discovery(dns.config())
+        .build()
+        .expect("config");
+    let mesh = rt.block_on(async { MeshClient::new(config).expect("client") });
+    let mesh_uri = format!("http://bench:{}/", addr.port());
+
+    let bare_get = || {
+        let (bare, uri) = (bare.clone(), bare_uri.clone());
+        async move {
+            let res = bare.get(uri).await.expect("bare request");
+            assert!(res.status().is_success());
+            res.into_body().collect().await.expect("body");
+        }
+    };
+    let mesh_get = || {
+        let (mesh, uri) = (mesh.clone(), mesh_uri.clone());
+        async move {
+            let req = http::Request::get(uri)
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let res = mesh.request(req).await.expect("mesh request");
+            assert!(res.status().is_success());
+            res.into_body().collect().await.expect("body");
+        }
+    };
+    // Warm both pools (and the mesh's first DNS answer).
+    rt.block_on(async {
+        join_all((0..CONCURRENCY).map(|_| bare_get())).await;
+        join_all((0..CONCURRENCY).map(|_| mesh_get())).await;
+    });
+
+    let mut group = c.benchmark_group("sequential");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("bare", |b| b.to_async(&rt).iter(bare_get));
+    group.bench_function("mesh", |b| b.to_async(&rt).iter(mesh_get));
+    group.finish();
+
+    let mut group = c.benchmark_group("concurrent16");
+    group.throughput(Throughput::Elements(CONCURRENCY as u64));
+    group.bench_function("bare", |b| {
+        b.to_async(&rt)
+            .iter(|| join_all((0..CONCURRENCY).map(|_| bare_get())))
+    });
+    group.bench_function("mesh", |b| {
+        b.to_async(&rt)
+            .iter(|| join_all((0..CONCURRENCY).map(|_| mesh_get())))
+    });
+    group.finish();
+    drop(dns);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,2 +1,26 @@
-//! mesh-tower
+//! Tower layers of mesh: the client stack that discovers, balances, times out and retries.
+//!
+//! Most users want [`MeshClient`]: one `tower::Service<http::Request<B>>` usable wherever a
+//! hyper client is, configured from code or [`MeshClient::from_env`]. The layers it is made
+//! of are public too ([`timeout`], [`retry`], [`local_reply`]) for stacks of your own.
 #![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod body;
+pub mod client;
+mod clock;
+mod endpoint;
+pub mod error;
+pub mod local_reply;
+pub mod retry;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod timeout;
+
+pub use body::{RequestBody, ResponseBody};
+pub use client::{BuildError, MeshClient, MeshClientBuilder, ResponseFuture};
+pub use endpoint::ConnectError;
+pub use error::{LocalReply, MeshError};
+
+/// A boxed error, as hyper and tower use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

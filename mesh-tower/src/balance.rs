@@ -1,0 +1,318 @@
+//! Balancing: picks one endpoint of a destination for each try.
+//!
+//! A [`Balance`] follows a live [`EndpointWatch`]: a task per destination (not per request)
+//! rebuilds an immutable snapshot whenever discovery publishes, keeping the connection pool
+//! and statistics of every endpoint that stays. A request reads the snapshot it starts with,
+//! so endpoints come and go without failing requests in flight. The choice itself is
+//! [`mesh_core::balance::Picker`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use mesh_core::Resolution;
+use mesh_core::balance::{EndpointStats, Picker};
+use mesh_core::config::LoadBalancer;
+use mesh_dns::EndpointWatch;
+use tokio::sync::{oneshot, watch};
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::clock::Clock;
+use crate::endpoint::{EndpointClient, EndpointFuture, EndpointSettings};
+use crate::error::MeshError;
+
+/// A request extension asking the balancer to avoid an endpoint (the one a failed try used)
+/// when another is available.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AvoidEndpoint(pub SocketAddr);
+
+/// Picks an endpoint per try and sends the request to it.
+#[derive(Clone)]
+pub struct Balance {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    destination: Arc<str>,
+    lb: LoadBalancer,
+    settings: EndpointSettings,
+    clock: Clock,
+    snapshot: ArcSwap<Snapshot>,
+    ready: watch::Sender<bool>,
+    /// Dropped with the last `Balance`: stops the updater task.
+    _stop: oneshot::Sender<()>,
+}
+
+struct Snapshot {
+    state: State,
+    endpoints: Vec<EndpointRef>,
+    picker: Picker,
+}
+
+enum State {
+    Pending,
+    Ready,
+    Unresolved(Arc<str>),
+}
+
+#[derive(Clone)]
+struct EndpointRef(Arc<EndpointClient>);
+
+impl AsRef<EndpointStats> for EndpointRef {
+    fn as_ref(&self) -> &EndpointStats {
+        &self.0.stats
+    }
+}
+
+impl Balance {
+    /// Balances over the endpoints `endpoints` publishes, by `lb`. Must be called within a
+    /// tokio runtime: it spawns the task that follows discovery.
+    pub(crate) fn new(
+        destination: Arc<str>,
+        lb: LoadBalancer,
+        settings: EndpointSettings,
+        mut endpoints: EndpointWatch,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            destination,
+            lb,
+            settings,
+            clock: Clock::new(),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                state: State::Pending,
+                endpoints: Vec::new(),
+                picker: Picker::new(lb, &[]),
+            }),
+            ready: watch::channel(false).0,
+            _stop: stop,
+        });
+        let first = endpoints.borrow_and_update().clone();
+        shared.apply(&first);
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            let follow = async {
+                while endpoints.changed().await.is_ok() {
+                    let resolution = endpoints.borrow_and_update().clone();
+                    let Some(shared) = weak.upgrade() else { break };
+                    shared.apply(&resolution);
+                }
+            };
+            tokio::select! {
+                _ = stopped => {}
+                _ = follow => {}
+            }
+        });
+        Self { shared }
+    }
+
+    /// The destination this balancer serves.
+    pub fn destination(&self) -> &Arc<str> {
+        &self.shared.destination
+    }
+
+    /// The addresses of the current endpoints.
+    pub fn endpoints(&self) -> Vec<SocketAddr> {
+        let snapshot = self.shared.snapshot.load();
+        snapshot.endpoints.iter().map(|e| e.0.addr()).collect()
+    }
+
+    fn pick_and_call(&self, mut req: Request<RequestBody>) -> BalanceFuture {
+        let shared = &self.shared;
+        let snapshot = shared.snapshot.load();
+        let reason = match &snapshot.state {
+            State::Pending => {
+                let mut ready = shared.ready.subscribe();
+                return BalanceFuture::from(BalanceState::Waiting {
+                    wait: Box::pin(async move {
+                        // An error means the balancer is gone; the retry below fails cleanly.
+                        let _ = ready.wait_for(|r| *r).await;
+                    }),
+                    request: Some(req),
+                    balance: self.clone(),
+                });
+            }
+            State::Unresolved(reason) => reason.clone(),
+            State::Ready if snapshot.endpoints.is_empty() => Arc::from("no endpoints"),
+            State::Ready => {
+                let avoid = req
+                    .extensions_mut()
+                    .remove::<AvoidEndpoint>()
+                    .and_then(|a| snapshot.endpoints.iter().position(|e| e.0.addr() == a.0));
+                let now = shared.clock.now();
+                let picked = snapshot
+                    .picker
+                    .pick(&snapshot.endpoints, now, &mut rand::rng(), avoid)
+                    .unwrap_or(0);
+                if let Some(endpoint) = snapshot.endpoints.get(picked) {
+                    return BalanceFuture::from(BalanceState::Calling {
+                        future: endpoint.0.call(req, shared.clock),
+                    });
+                }
+                Arc::from("no endpoints")
+            }
+        };
+        BalanceFuture::from(BalanceState::Failed {
+            error: Some(MeshError::NoEndpoints {
+                destination: shared.destination.clone(),
+                reason,
+            }),
+        })
+    }
+}
+
+impl Shared {
+    /// Replaces the snapshot with one for `resolution`, keeping the endpoints that stay.
+    fn apply(&self, resolution: &Resolution) {
+        let current = self.snapshot.load();
+        let (state, endpoints) = match resolution {
+            Resolution::Pending => (State::Pending, Vec::new()),
+            Resolution::Unresolved(reason) => (State::Unresolved(reason.clone()), Vec::new()),
+            Resolution::Resolved(set) => {
+                let mut kept: HashMap<SocketAddr, &EndpointRef> =
+                    current.endpoints.iter().map(|e| (e.0.addr(), e)).collect();
+                let endpoints = set
+                    .endpoints()
+                    .iter()
+                    .map(|ep| match kept.remove(&ep.addr) {
+                        Some(old) if old.0.stats.weight() == ep.weight => old.clone(),
+                        _ => EndpointRef(Arc::new(EndpointClient::new(
+                            ep.addr,
+                            EndpointStats::for_balancer(ep.weight, &self.lb),
+                            self.settings,
+                        ))),
+                    })
+                    .collect();
+                (State::Ready, endpoints)
+            }
+        };
+        let weights: Vec<u32> = endpoints.iter().map(|e| e.0.stats.weight()).collect();
+        tracing::debug!(
+            destination = %self.destination,
+            endpoints = endpoints.len(),
+            "endpoints updated"
+        );
+        let pending = matches!(state, State::Pending);
+        self.snapshot.store(Arc::new(Snapshot {
+            state,
+            // A random start keeps many clients from walking the endpoints in step.
+            picker: Picker::new(self.lb, &weights)
+                .starting_at(rand::random_range(0..weights.len().max(1))),
+            endpoints,
+        }));
+        if !pending {
+            self.ready.send_replace(true);
+        }
+    }
+}
+
+impl fmt::Debug for Balance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Balance")
+            .field("destination", &self.shared.destination)
+            .field("lb", &self.shared.lb)
+            .field("endpoints", &self.endpoints())
+            .finish()
+    }
+}
+
+impl tower_service::Service<Request<RequestBody>> for Balance {
+    type Response = Response<ResponseBody>;
+    type Error = MeshError;
+    type Future = BalanceFuture;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), MeshError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<RequestBody>) -> BalanceFuture {
+        self.pick_and_call(req)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Balance`].
+    pub struct BalanceFuture {
+        #[pin]
+        state: BalanceState,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = BalanceProj]
+    enum BalanceState {
+        /// Waiting for the first answer of discovery.
+        Waiting {
+            wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+            request: Option<Request<RequestBody>>,
+            balance: Balance,
+        },
+        /// Sent to an endpoint.
+        Calling {
+            #[pin]
+            future: EndpointFuture,
+        },
+        /// Failed before any endpoint was picked.
+        Failed {
+            error: Option<MeshError>,
+        },
+    }
+}
+
+impl From<BalanceState> for BalanceFuture {
+    fn from(state: BalanceState) -> Self {
+        Self { state }
+    }
+}
+
+impl Future for BalanceFuture {
+    type Output = Result<Response<ResponseBody>, MeshError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                BalanceProj::Calling { future } => return future.poll(cx),
+                BalanceProj::Failed { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                        MeshError::BadRequest {
+                            reason: "response future polled after completion".into(),
+                        }
+                    })));
+                }
+                BalanceProj::Waiting {
+                    wait,
+                    request,
+                    balance,
+                } => {
+                    ready!(wait.as_mut().poll(cx));
+                    match request.take() {
+                        Some(req) => {
+                            let next = balance.pick_and_call(req).state;
+                            if let BalanceState::Waiting { .. } = next {
+                                // Discovery went away before answering.
+                                BalanceState::Failed {
+                                    error: Some(MeshError::NoEndpoints {
+                                        destination: balance.destination().clone(),
+                                        reason: "discovery stopped before answering".into(),
+                                    }),
+                                }
+                            } else {
+                                next
+                            }
+                        }
+                        None => BalanceState::Failed { error: None },
+                    }
+                }
+            };
+            state.set(next);
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! One endpoint: its connection pool (hyper-util, HTTP/1.1 or HTTP/2), its live statistics,
+//! and the guard that counts a request in flight until its response ends.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use mesh_core::balance::EndpointStats;
+use mesh_core::config::Protocol;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::clock::Clock;
+use crate::error::MeshError;
+
+/// How connections to an endpoint are made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EndpointSettings {
+    pub(crate) protocol: Protocol,
+    pub(crate) connect_timeout: Duration,
+}
+
+/// An endpoint with its own connection pool and statistics.
+pub(crate) struct EndpointClient {
+    addr: SocketAddr,
+    pub(crate) stats: EndpointStats,
+    client: Client<Connector, RequestBody>,
+}
+
+impl fmt::Debug for EndpointClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointClient")
+            .field("addr", &self.addr)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl EndpointClient {
+    pub(crate) fn new(addr: SocketAddr, stats: EndpointStats, settings: EndpointSettings) -> Self {
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_only(settings.protocol == Protocol::Http2);
+        let connector = Connector {
+            addr,
+            timeout: settings.connect_timeout,
+        };
+        Self {
+            addr,
+            stats,
+            client: builder.build(connector),
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one request to this endpoint; the request keeps its logical URI (and so its
+    /// `Host` / `:authority`), the connection goes to this endpoint's address.
+    pub(crate) fn call(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        clock: Clock,
+    ) -> EndpointFuture {
+        self.stats.on_start();
+        EndpointFuture {
+            inner: self.client.request(req),
+            in_flight: Some(InFlight {
+                endpoint: self.clone(),
+            }),
+            started: Instant::now(),
+            clock,
+        }
+    }
+}
+
+/// Counts one request in flight on an endpoint until dropped.
+pub(crate) struct InFlight {
+    endpoint: Arc<EndpointClient>,
+}
+
+impl InFlight {
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.endpoint.addr
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.stats.on_end();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of one try on one endpoint.
+    pub struct EndpointFuture {
+        #[pin]
+        inner: hyper_util::client::legacy::ResponseFuture,
+        in_flight: Option<InFlight>,
+        started: Instant,
+        clock: Clock,
+    }
+}
+
+impl Future for EndpointFuture {
+    type Output = Result<Response<ResponseBody>, MeshError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let Some(in_flight) = this.in_flight.take() else {
+            return Poll::Pending;
+        };
+        let stats = &in_flight.endpoint.stats;
+        let now = this.clock.now();
+        match result {
+            Ok(response) => {
+                stats.on_connect_success();
+                stats.observe_rtt(now, this.started.elapsed());
+                Poll::Ready(Ok(response.map(|b| ResponseBody::upstream(b, in_flight))))
+            }
+            Err(err) => {
+                let err = MeshError::from_client(in_flight.addr(), err);
+                if matches!(err, MeshError::Connect { .. }) {
+                    stats.on_connect_failure(now);
+                }
+                tracing::debug!(endpoint = %in_flight.addr(), error = %err, "try failed");
+                Poll::Ready(Err(err))
+            }
+        }
+    }
+}
+
+/// Connects to one fixed address, whatever the request's URI says.
+#[derive(Clone, Debug)]
+pub(crate) struct Connector {
+    addr: SocketAddr,
+    timeout: Duration,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The connect did not finish in time.
+    #[error("connect to {addr} timed out after {timeout:?}")]
+    Timeout {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// The connect timeout.
+        timeout: Duration,
+    },
+    /// The connect failed (refused, unreachable...).
+    #[error("connect to {addr}: {source}")]
+    Io {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type ConnectFuture =
+    Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, ConnectError>> + Send + 'static>>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = ConnectError;
+    type Future = ConnectFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _uri: Uri) -> Self::Future {
+        let (addr, timeout) = (self.addr, self.timeout);
+        Box::pin(async move {
+            let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+                .await
+                .map_err(|_| ConnectError::Timeout { addr, timeout })?
+                .map_err(|source| ConnectError::Io { addr, source })?;
+            stream
+                .set_nodelay(true)
+                .map_err(|source| ConnectError::Io { addr, source })?;
+            Ok(TokioIo::new(stream))
+        })
+    }
+}

@@ -1,0 +1,171 @@
+//! The client stack's typed errors, and how each becomes a local reply.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use mesh_core::retry::Outcome;
+
+use crate::BoxError;
+
+/// Why the client stack could not get a response from upstream.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    /// The whole request, retries included, took longer than the destination's timeout.
+    #[error("upstream request timeout: {destination} did not answer within {timeout:?}")]
+    Timeout {
+        /// The destination, as `host:port`.
+        destination: Arc<str>,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// One try took longer than the per-try timeout.
+    #[error("upstream per-try timeout: {destination} did not answer within {timeout:?}")]
+    PerTryTimeout {
+        /// The destination, as `host:port`.
+        destination: Arc<str>,
+        /// The timeout that elapsed.
+        timeout: Duration,
+    },
+    /// The destination has no endpoint to send to.
+    #[error("no healthy upstream for {destination}: {reason}")]
+    NoEndpoints {
+        /// The destination, as `host:port`.
+        destination: Arc<str>,
+        /// Why (for example the DNS failure).
+        reason: Arc<str>,
+    },
+    /// A connection to the endpoint could not be made; the request was never sent.
+    #[error("upstream connect error: {endpoint}: {}", root_cause(.source.as_ref()))]
+    Connect {
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// The endpoint refused the HTTP/2 stream; the request was never processed.
+    #[error("upstream refused the stream: {endpoint}")]
+    RefusedStream {
+        /// The endpoint.
+        endpoint: SocketAddr,
+    },
+    /// The connection or stream broke before a response arrived.
+    #[error("upstream reset before response: {endpoint}: {}", root_cause(.source.as_ref()))]
+    Reset {
+        /// The endpoint.
+        endpoint: SocketAddr,
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
+    /// The request itself could not be sent (its body failed, or it is malformed).
+    #[error("bad request: {reason}")]
+    BadRequest {
+        /// What is wrong with the request.
+        reason: Arc<str>,
+    },
+}
+
+impl MeshError {
+    /// How this failure counts for `retryOn`; `None` when it must not be retried.
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            MeshError::Connect { .. } => Some(Outcome::ConnectFailure),
+            MeshError::RefusedStream { .. } => Some(Outcome::RefusedStream),
+            MeshError::Reset { .. } => Some(Outcome::Reset),
+            MeshError::PerTryTimeout { .. } => Some(Outcome::Timeout),
+            MeshError::Timeout { .. }
+            | MeshError::NoEndpoints { .. }
+            | MeshError::BadRequest { .. } => None,
+        }
+    }
+
+    /// The endpoint involved, when one was picked.
+    pub fn endpoint(&self) -> Option<SocketAddr> {
+        match self {
+            MeshError::Connect { endpoint, .. }
+            | MeshError::RefusedStream { endpoint }
+            | MeshError::Reset { endpoint, .. } => Some(*endpoint),
+            _ => None,
+        }
+    }
+
+    /// The status of the local reply that stands for this error (as Envoy answers).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            MeshError::Timeout { .. } | MeshError::PerTryTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            MeshError::NoEndpoints { .. }
+            | MeshError::Connect { .. }
+            | MeshError::RefusedStream { .. }
+            | MeshError::Reset { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            MeshError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Envoy's response flag for this failure (`UT`, `UH`, `UF`, `UC`...).
+    pub fn response_flag(&self) -> &'static str {
+        match self {
+            MeshError::Timeout { .. } | MeshError::PerTryTimeout { .. } => "UT",
+            MeshError::NoEndpoints { .. } => "UH",
+            MeshError::Connect { .. } => "UF",
+            MeshError::RefusedStream { .. } => "UR",
+            MeshError::Reset { .. } => "UC",
+            MeshError::BadRequest { .. } => "DPE",
+        }
+    }
+
+    /// Classifies an error of hyper-util's pooled client on a try to `endpoint`.
+    pub(crate) fn from_client(
+        endpoint: SocketAddr,
+        err: hyper_util::client::legacy::Error,
+    ) -> Self {
+        if err.is_connect() {
+            return MeshError::Connect {
+                endpoint,
+                source: err.into(),
+            };
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = source {
+            if let Some(h2) = e.downcast_ref::<h2::Error>()
+                && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+            {
+                return MeshError::RefusedStream { endpoint };
+            }
+            if let Some(hyper) = e.downcast_ref::<hyper::Error>()
+                && hyper.is_user()
+            {
+                return MeshError::BadRequest {
+                    reason: format!("{endpoint}: {hyper}").into(),
+                };
+            }
+            source = e.source();
+        }
+        MeshError::Reset {
+            endpoint,
+            source: err.into(),
+        }
+    }
+}
+
+/// The innermost cause of an error chain: the part that says what actually happened
+/// ("Connection refused", "connection closed before message completed").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// A response extension on local replies: the error the reply stands for.
+#[derive(Clone, Debug)]
+pub struct LocalReply {
+    /// The error.
+    pub error: Arc<MeshError>,
+}

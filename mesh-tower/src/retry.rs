@@ -1,0 +1,440 @@
+//! Retries: Istio's `retryOn` conditions, attempts, fully jittered exponential back-off, and
+//! a retry budget per destination.
+//!
+//! A request body is held for replay when it is at most [`MAX_REPLAY_BYTES`]; a larger body is
+//! sent once and never retried. Non-idempotent requests are retried only when the request never
+//! reached the application (connect failure, refused stream), unless the policy allows more.
+//! A retry goes to another endpoint than the try that failed, when there is one.
+//!
+//! ```
+//! use mesh_core::config::RetryPolicy;
+//! use mesh_tower::retry::RetryLayer;
+//!
+//! let layer = RetryLayer::new("reviews:9080", RetryPolicy::default());
+//! # let _ = layer;
+//! ```
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use mesh_core::config::RetryPolicy;
+use mesh_core::retry::{Outcome, RetryBudget, backoff, is_idempotent};
+use tokio::time::Sleep;
+
+use crate::BoxError;
+use crate::balance::AvoidEndpoint;
+use crate::body::{RequestBody, ResponseBody};
+use crate::clock::Clock;
+use crate::error::MeshError;
+
+/// Request bodies up to this size are held in memory so a retry can send them again.
+pub const MAX_REPLAY_BYTES: usize = 64 * 1024;
+
+/// Applies [`Retry`] with one policy and one budget, shared by every request of a destination.
+#[derive(Clone, Debug)]
+pub struct RetryLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    destination: Arc<str>,
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    clock: Clock,
+}
+
+impl RetryLayer {
+    /// Retries requests to `destination` by `policy`, with a fresh budget.
+    pub fn new(destination: impl Into<Arc<str>>, policy: RetryPolicy) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                destination: destination.into(),
+                budget: RetryBudget::new(policy.budget),
+                policy,
+                clock: Clock::new(),
+            }),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Retry<S> {
+        Retry {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Retries failed tries by the destination's retry policy.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Retry<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> tower_service::Service<Request<RequestBody>> for Retry<S>
+where
+    S: tower_service::Service<
+            Request<RequestBody>,
+            Response = Response<ResponseBody>,
+            Error = MeshError,
+        > + Clone,
+{
+    type Response = Response<ResponseBody>;
+    type Error = MeshError;
+    type Future = RetryFuture<S>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), MeshError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<RequestBody>) -> RetryFuture<S> {
+        let shared = self.shared.clone();
+        shared.budget.deposit(shared.clock.now());
+        // Keep the service that was polled ready for the first try; retries use the clone.
+        let cloned = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, cloned);
+        let policy = &shared.policy;
+        let may_repeat = is_idempotent(req.method()) || policy.retry_non_idempotent;
+
+        let retryable = policy.attempts > 0 && !policy.retry_on.is_empty();
+        let (state, template, replay) = if !retryable {
+            (State::calling(inner.call(req)), None, None)
+        } else if let Some(replay) = req.body().try_clone() {
+            let template = Template::of(&req);
+            (
+                State::calling(inner.call(req)),
+                Some(template),
+                Some(replay),
+            )
+        } else if too_large(&req.body().size_hint()) {
+            (State::calling(inner.call(req)), None, None)
+        } else {
+            let stream = req.body_mut().take_stream();
+            let (parts, _) = req.into_parts();
+            match stream {
+                Some(stream) => (
+                    State::Buffering {
+                        parts: Some(parts),
+                        stream: Some(stream),
+                        buf: BytesMut::new(),
+                    },
+                    None,
+                    None,
+                ),
+                None => {
+                    let req = Request::from_parts(parts, RequestBody::empty());
+                    (State::calling(inner.call(req)), None, None)
+                }
+            }
+        };
+        RetryFuture {
+            state,
+            inner,
+            shared,
+            template,
+            replay,
+            retries: 0,
+            may_repeat,
+        }
+    }
+}
+
+fn too_large(hint: &SizeHint) -> bool {
+    hint.lower() > MAX_REPLAY_BYTES as u64
+}
+
+/// What a retry needs to rebuild the request.
+#[derive(Debug)]
+struct Template {
+    method: http::Method,
+    uri: http::Uri,
+    version: http::Version,
+    headers: HeaderMap,
+    extensions: http::Extensions,
+}
+
+impl Template {
+    fn of(req: &Request<RequestBody>) -> Self {
+        Self {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            extensions: req.extensions().clone(),
+        }
+    }
+
+    fn of_parts(parts: &Parts) -> Self {
+        Self {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            version: parts.version,
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+        }
+    }
+
+    fn build(&self, body: RequestBody) -> Request<RequestBody> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        *req.extensions_mut() = self.extensions.clone();
+        req
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Buffering {
+            parts: Option<Parts>,
+            stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
+            buf: BytesMut,
+        },
+        Calling {
+            #[pin]
+            future: F,
+        },
+        Backoff {
+            #[pin]
+            sleep: Sleep,
+            avoid: Option<SocketAddr>,
+        },
+        Ready {
+            avoid: Option<SocketAddr>,
+        },
+    }
+}
+
+impl<F> State<F> {
+    fn calling(future: F) -> Self {
+        State::Calling { future }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Retry`].
+    pub struct RetryFuture<S>
+    where
+        S: tower_service::Service<Request<RequestBody>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        inner: S,
+        shared: Arc<Shared>,
+        template: Option<Template>,
+        replay: Option<RequestBody>,
+        retries: u32,
+        may_repeat: bool,
+    }
+}
+
+impl<S> Future for RetryFuture<S>
+where
+    S: tower_service::Service<
+            Request<RequestBody>,
+            Response = Response<ResponseBody>,
+            Error = MeshError,
+        >,
+{
+    type Output = Result<Response<ResponseBody>, MeshError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            let next = match this.state.as_mut().project() {
+                StateProj::Buffering { parts, stream, buf } => {
+                    let (Some(body), Some(p)) = (stream.as_mut(), parts.as_ref()) else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let mut trailers = None;
+                    let overflow = loop {
+                        match ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                            None => break false,
+                            Some(Err(err)) => {
+                                return Poll::Ready(Err(MeshError::BadRequest {
+                                    reason: format!("request body failed: {err}").into(),
+                                }));
+                            }
+                            Some(Ok(frame)) => match frame.into_data() {
+                                Ok(data) => {
+                                    buf.extend_from_slice(&data);
+                                    if buf.len() > MAX_REPLAY_BYTES {
+                                        break true;
+                                    }
+                                }
+                                Err(frame) => {
+                                    trailers = frame.into_trailers().ok();
+                                    break false;
+                                }
+                            },
+                        }
+                    };
+                    let prefix = std::mem::take(buf).freeze();
+                    let body = if overflow {
+                        // Too large to hold: send what was read and the rest once, no retry.
+                        let rest = stream.take();
+                        RequestBody::from_stream(UnsyncBoxBody::new(Prefixed {
+                            prefix: Some(prefix),
+                            rest,
+                        }))
+                    } else {
+                        let replay = RequestBody::buffered(prefix, trailers);
+                        let body = replay.try_clone().unwrap_or_default();
+                        *this.template = Some(Template::of_parts(p));
+                        *this.replay = Some(replay);
+                        body
+                    };
+                    let Some(parts) = parts.take() else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    // The service was polled ready by our caller before `call`.
+                    State::calling(this.inner.call(Request::from_parts(parts, body)))
+                }
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let outcome = match &result {
+                        Ok(resp) => Outcome::Response {
+                            status: resp.status().as_u16(),
+                            grpc_status: grpc_status(resp.headers()),
+                        },
+                        Err(err) => match err.outcome() {
+                            Some(outcome) => outcome,
+                            None => return Poll::Ready(result),
+                        },
+                    };
+                    let shared = &**this.shared;
+                    let policy = &shared.policy;
+                    if this.template.is_none()
+                        || *this.retries >= policy.attempts
+                        || !policy.retry_on.should_retry(outcome, *this.may_repeat)
+                    {
+                        return Poll::Ready(result);
+                    }
+                    if !shared.budget.try_withdraw(shared.clock.now()) {
+                        tracing::debug!(destination = %shared.destination, "retry budget exhausted");
+                        metrics::counter!(
+                            "mesh_retry_budget_exhausted_total",
+                            "destination" => shared.destination.to_string()
+                        )
+                        .increment(1);
+                        return Poll::Ready(result);
+                    }
+                    *this.retries += 1;
+                    let avoid = match &result {
+                        Ok(resp) => resp.body().endpoint(),
+                        Err(err) => err.endpoint(),
+                    };
+                    tracing::debug!(
+                        destination = %shared.destination,
+                        retry = *this.retries,
+                        ?outcome,
+                        "retrying"
+                    );
+                    metrics::counter!(
+                        "mesh_retries_total",
+                        "destination" => shared.destination.to_string()
+                    )
+                    .increment(1);
+                    let pause = backoff(&policy.backoff, *this.retries, &mut rand::rng());
+                    State::Backoff {
+                        sleep: tokio::time::sleep(pause),
+                        avoid,
+                    }
+                }
+                StateProj::Backoff { sleep, avoid } => {
+                    ready!(sleep.poll(cx));
+                    State::Ready { avoid: *avoid }
+                }
+                StateProj::Ready { avoid } => {
+                    ready!(this.inner.poll_ready(cx))?;
+                    let (Some(template), Some(replay)) =
+                        (this.template.as_ref(), this.replay.as_ref())
+                    else {
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let mut req = template.build(replay.try_clone().unwrap_or_default());
+                    if let Some(addr) = *avoid {
+                        req.extensions_mut().insert(AvoidEndpoint(addr));
+                    }
+                    State::calling(this.inner.call(req))
+                }
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+fn polled_after_completion() -> MeshError {
+    MeshError::BadRequest {
+        reason: "retry future polled after completion".into(),
+    }
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A body that starts with bytes already read, then streams the rest.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: Option<UnsyncBoxBody<Bytes, BoxError>>,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        match self.rest.as_mut() {
+            Some(rest) => Pin::new(rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+}

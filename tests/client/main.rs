@@ -1,0 +1,9 @@
+//! End-to-end tests of the mesh client: a real DNS server, real HTTP backends on loopback,
+//! paused tokio time where timing matters.
+
+mod balance;
+mod bodies;
+mod config;
+mod discovery;
+mod resilience;
+mod support;
