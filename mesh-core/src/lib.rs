@@ -14,6 +14,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod health;
 pub mod name;
+pub mod resolv_conf;
 pub mod retry;
 
 pub use config::{ConfigError, MeshConfig};

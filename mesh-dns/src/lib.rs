@@ -20,7 +20,7 @@
 mod discovery;
 mod error;
 mod refresh;
-pub mod resolv_conf;
+pub use mesh_core::resolv_conf;
 mod resolver;
 #[cfg(feature = "server")]
 pub mod server;

@@ -12,13 +12,14 @@
 //! |---|---|---|
 //! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first; the variables below override it. |
 //! | `MESH_SERVICE` | `unknown` | The service (canonical name) this workload belongs to. |
-//! | `MESH_NAMESPACE` | `POD_NAMESPACE`, else `default` | The workload's namespace; overrides `POD_NAMESPACE`. |
-//! | `POD_NAMESPACE` | `default` | The workload's namespace, from the Downward API (`metadata.namespace`). |
+//! | `MESH_NAMESPACE` | `POD_NAMESPACE`, else the resolv.conf search list, else `default` | The workload's namespace; overrides `POD_NAMESPACE`. |
+//! | `POD_NAMESPACE` | resolv.conf search list, else `default` | The workload's namespace, from the Downward API (`metadata.namespace`). |
 //! | `POD_NAME` | none | The pod's name, from the Downward API (`metadata.name`). |
 //! | `MESH_SERVICE_ACCOUNT` | `SERVICE_ACCOUNT`, else `default` | The workload's service account; overrides `SERVICE_ACCOUNT` and `POD_SERVICE_ACCOUNT`. |
 //! | `SERVICE_ACCOUNT` | `default` | The service account, from the Downward API (`spec.serviceAccountName`). |
 //! | `POD_SERVICE_ACCOUNT` | `default` | The service account, read when `SERVICE_ACCOUNT` is unset. |
-//! | `MESH_CLUSTER_DOMAIN` | `cluster.local` | The cluster's DNS domain. |
+//! | `MESH_CLUSTER_DOMAIN` | resolv.conf search list, else `cluster.local` | The cluster's DNS domain. |
+//! | `MESH_RESOLV_CONF` | `/etc/resolv.conf` | The resolv.conf whose Kubernetes search list (`<ns>.svc.<domain> svc.<domain> <domain>`) gives the namespace and cluster domain when nothing else sets them; the default may be missing, a named file may not. |
 //! | `MESH_TRUST_DOMAIN` | `cluster.local` | The SPIFFE trust domain. |
 //! | `MESH_VERSION` | none | The workload's version label, such as `v1`. |
 //! | `MESH_DNS_SERVERS` | system (`/etc/resolv.conf`) | Comma-separated DNS servers, `ip:port` or `[ipv6]:port`; a bare IP means port 53. |
@@ -81,6 +82,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "the workload's service account, when SERVICE_ACCOUNT is unset",
     ),
     ("MESH_CLUSTER_DOMAIN", "the cluster's DNS domain"),
+    (
+        "MESH_RESOLV_CONF",
+        "resolv.conf whose Kubernetes search list gives namespace and cluster domain",
+    ),
     ("MESH_TRUST_DOMAIN", "the SPIFFE trust domain"),
     ("MESH_VERSION", "the workload's version label"),
     (
@@ -156,9 +161,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 /// The prefix of mesh's own variables.
 const PREFIX: &str = "MESH_";
 
+/// `from_env` reads this resolv.conf when `MESH_RESOLV_CONF` is unset, and tolerates its absence.
+const OPTIONAL_RESOLV_CONF: &str = "?/etc/resolv.conf";
+
 impl MeshConfig {
     /// Reads the config from the process environment; the [`env`](mod@super::env) module lists
     /// the variables.
+    ///
+    /// When neither the variables nor the file name the namespace and cluster domain, they
+    /// come from the pod's resolv.conf search list (`MESH_RESOLV_CONF`, by default
+    /// `/etc/resolv.conf`), as Kubernetes writes it.
     pub fn from_env() -> Result<MeshConfig, ConfigError> {
         let mut vars = Vec::new();
         for (name, value) in std::env::vars_os() {
@@ -170,6 +182,13 @@ impl MeshConfig {
                 ConfigError::invalid(&name, v.to_string_lossy(), "is not valid UTF-8")
             })?;
             vars.push((name, value));
+        }
+        if !vars.iter().any(|(name, _)| name == "MESH_RESOLV_CONF") {
+            // The pod's own resolv.conf, when there is one; a missing file is no error here.
+            vars.push((
+                "MESH_RESOLV_CONF".to_owned(),
+                OPTIONAL_RESOLV_CONF.to_owned(),
+            ));
         }
         Self::from_vars(vars)
     }
@@ -200,9 +219,10 @@ impl MeshConfig {
             vars: &vars,
             applied: Vec::new(),
         };
+        let base = env.resolv_conf_base()?;
         let file = env.get("MESH_CONFIG");
         let mut b = match file {
-            Some(path) => builder_from_file(Path::new(path)).map_err(|e| match e {
+            Some(path) => builder_from_file(Path::new(path), base).map_err(|e| match e {
                 ConfigError::Read { source, .. } => ConfigError::invalid(
                     "MESH_CONFIG",
                     path,
@@ -215,7 +235,7 @@ impl MeshConfig {
                 ),
                 e => e,
             })?,
-            None => MeshConfigBuilder::default(),
+            None => base,
         };
         env.apply(&mut b)?;
         b.build().map_err(|e| match env.blame(e) {
@@ -295,6 +315,38 @@ impl<'a> Env<'a> {
     fn text(&mut self, names: &[&'static str], path: &'static str) -> Option<String> {
         let name = names.iter().find(|n| self.get(n).is_some())?;
         self.take(name, path, |v| Ok(v.to_owned())).ok().flatten()
+    }
+
+    /// A builder whose namespace and cluster domain come from the resolv.conf that
+    /// `MESH_RESOLV_CONF` names, when its search list has Kubernetes' shape. A path that starts
+    /// with `?` may be missing.
+    fn resolv_conf_base(&mut self) -> Result<MeshConfigBuilder, ConfigError> {
+        let mut base = MeshConfigBuilder::default();
+        let Some(value) = self.get("MESH_RESOLV_CONF") else {
+            return Ok(base);
+        };
+        let (path, optional) = match value.strip_prefix('?') {
+            Some(path) => (path, true),
+            None => (value, false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(_) if optional => return Ok(base),
+            Err(e) => {
+                return Err(ConfigError::invalid(
+                    "MESH_RESOLV_CONF",
+                    value,
+                    format!("cannot read the file: {e}"),
+                ));
+            }
+        };
+        let parsed = crate::resolv_conf::parse(&text)
+            .map_err(|e| ConfigError::invalid("MESH_RESOLV_CONF", value, e.to_string()))?;
+        if let Some((namespace, cluster_domain)) = parsed.kubernetes() {
+            base.workload.namespace = namespace;
+            base.workload.cluster_domain = cluster_domain;
+        }
+        Ok(base)
     }
 
     /// Lays every set variable over `b`.

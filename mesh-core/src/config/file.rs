@@ -72,19 +72,22 @@ impl MeshConfig {
     /// Errors name the file as well as the field path and value.
     pub fn from_file(path: impl AsRef<Path>) -> Result<MeshConfig, ConfigError> {
         let path = path.as_ref();
-        builder_from_file(path)?
+        builder_from_file(path, MeshConfigBuilder::default())?
             .build()
             .map_err(|e| e.in_file(path))
     }
 
     /// Reads a config from text in the given format.
     pub fn from_str(text: &str, format: Format) -> Result<MeshConfig, ConfigError> {
-        builder_from_str(text, format)?.build()
+        builder_from_str(text, format, MeshConfigBuilder::default())?.build()
     }
 }
 
-/// Reads a config file into a builder, so that more settings can be laid over it.
-pub(crate) fn builder_from_file(path: &Path) -> Result<MeshConfigBuilder, ConfigError> {
+/// Lays a config file over `base`, so that more settings can be laid over it in turn.
+pub(crate) fn builder_from_file(
+    path: &Path,
+    base: MeshConfigBuilder,
+) -> Result<MeshConfigBuilder, ConfigError> {
     let format = Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat {
         file: path.to_owned(),
     })?;
@@ -92,15 +95,16 @@ pub(crate) fn builder_from_file(path: &Path) -> Result<MeshConfigBuilder, Config
         file: path.to_owned(),
         source,
     })?;
-    builder_from_str(&text, format).map_err(|e| e.in_file(path))
+    builder_from_str(&text, format, base).map_err(|e| e.in_file(path))
 }
 
-/// Reads config text into a builder.
+/// Lays config text over `base`.
 pub(crate) fn builder_from_str(
     text: &str,
     format: Format,
+    base: MeshConfigBuilder,
 ) -> Result<MeshConfigBuilder, ConfigError> {
-    let mut builder = MeshConfigBuilder::default();
+    let mut builder = base;
     match read_document(text, format)? {
         Document::Mesh(mesh) => mesh.apply(&mut builder)?,
     }

@@ -874,3 +874,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn namespace_and_domain_come_from_a_kubernetes_resolv_conf() {
+    let c = MeshConfig::from_vars([("MESH_RESOLV_CONF", testdata("resolv.conf"))]).unwrap();
+    assert_eq!(c.workload.namespace, "shop");
+    assert_eq!(c.workload.cluster_domain, "corp.example");
+
+    // Variables and files still win over the search list.
+    let c = MeshConfig::from_vars([
+        ("MESH_RESOLV_CONF", testdata("resolv.conf")),
+        ("POD_NAMESPACE", "other".to_owned()),
+    ])
+    .unwrap();
+    assert_eq!(c.workload.namespace, "other");
+    assert_eq!(c.workload.cluster_domain, "corp.example");
+
+    // A search list without Kubernetes' shape changes nothing.
+    let c = MeshConfig::from_vars([("MESH_RESOLV_CONF", testdata("resolv-plain.conf"))]).unwrap();
+    assert_eq!(c.workload.namespace, "default");
+    assert_eq!(c.workload.cluster_domain, "cluster.local");
+}
+
+#[test]
+fn a_named_resolv_conf_must_exist() {
+    let err =
+        MeshConfig::from_vars([("MESH_RESOLV_CONF", "/nonexistent/resolv.conf")]).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("MESH_RESOLV_CONF") && text.contains("/nonexistent/resolv.conf"),
+        "{text}"
+    );
+    // The default location may be missing.
+    assert!(MeshConfig::from_vars([("MESH_RESOLV_CONF", "?/nonexistent/resolv.conf")]).is_ok());
+}
