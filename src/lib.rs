@@ -33,3 +33,8 @@ pub mod prelude {
     pub use mesh_core::config::{DestinationBuilder, LoadBalancer, Protocol};
     pub use mesh_tower::{MeshClient, RequestBody, ResponseBody};
 }
+
+/// The README's code, compiled as doctests so the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

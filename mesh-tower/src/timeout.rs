@@ -154,3 +154,64 @@ where
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tower::{Layer, ServiceExt};
+
+    use super::TimeoutLayer;
+    use crate::error::MeshError;
+
+    fn slow(pause: Duration) -> impl tower::Service<(), Response = (), Error = MeshError> {
+        tower::service_fn(move |()| async move {
+            tokio::time::sleep(pause).await;
+            Ok::<_, MeshError>(())
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_timeout_names_destination_and_duration() {
+        let layer = TimeoutLayer::request("reviews:9080", Some(Duration::from_secs(1)));
+        let err = layer
+            .layer(slow(Duration::from_secs(5)))
+            .oneshot(())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MeshError::Timeout { ref destination, timeout }
+            if &**destination == "reviews:9080" && timeout == Duration::from_secs(1))
+        );
+        assert_eq!(err.status(), 504);
+        assert_eq!(err.response_flag(), "UT");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_try_timeout_is_retryable() {
+        let layer = TimeoutLayer::per_try("reviews:9080", Some(Duration::from_millis(100)));
+        let err = layer
+            .layer(slow(Duration::from_secs(1)))
+            .oneshot(())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MeshError::PerTryTimeout { .. }));
+        assert!(err.outcome().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_timeout_waits() {
+        let layer = TimeoutLayer::request("reviews:9080", None);
+        layer
+            .layer(slow(Duration::from_secs(3600)))
+            .oneshot(())
+            .await
+            .unwrap();
+        let layer = TimeoutLayer::request("reviews:9080", Some(Duration::from_secs(2)));
+        layer
+            .layer(slow(Duration::from_secs(1)))
+            .oneshot(())
+            .await
+            .unwrap();
+    }
+}

@@ -61,3 +61,14 @@ fn the_three_front_doors_agree() {
     assert_eq!(from_file, from_env);
     assert_eq!(from_file, from_code);
 }
+
+#[test]
+fn readme_documents_every_environment_variable() {
+    let readme = include_str!("../../README.md");
+    for (name, _) in mesh::core::config::env::ENV_VARS {
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "README's variable table lacks {name}"
+        );
+    }
+}

@@ -438,3 +438,6 @@ impl Body for Prefixed {
         self.prefix.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
     }
 }
+
+#[cfg(test)]
+mod tests;
