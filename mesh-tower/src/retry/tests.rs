@@ -22,20 +22,12 @@ struct Seen {
 }
 
 type Script = Arc<Mutex<Vec<Result<u16, &'static str>>>>;
+type Log = Arc<Mutex<Vec<Seen>>>;
+type Inner = tower::util::BoxCloneService<Request<RequestBody>, Response<ResponseBody>, MeshError>;
 
 /// A service that answers from `script` in order (a status, or "connect"/"reset") and records
 /// each try; past the script's end it answers 200.
-fn scripted(
-    script: Vec<Result<u16, &'static str>>,
-) -> (
-    impl tower::Service<
-        Request<RequestBody>,
-        Response = Response<ResponseBody>,
-        Error = MeshError,
-        Future = impl Send,
-    > + Clone,
-    Arc<Mutex<Vec<Seen>>>,
-) {
+fn scripted(script: Vec<Result<u16, &'static str>>) -> (Inner, Log) {
     let endpoint: SocketAddr = "10.0.0.1:80".parse().unwrap();
     let script: Script = Arc::new(Mutex::new(script.into_iter().rev().collect()));
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -72,7 +64,7 @@ fn scripted(
             }
         }
     });
-    (service, seen)
+    (Inner::new(service), seen)
 }
 
 fn policy(retry_on: &str, attempts: u32) -> RetryPolicy {
