@@ -136,7 +136,12 @@ impl fmt::Debug for DnsDiscovery {
 
 /// A stream that always holds the one endpoint `addr`.
 fn fixed(addr: SocketAddr) -> EndpointWatch {
-    watch::channel(Resolution::Resolved(EndpointSet::from_addrs([addr]))).1
+    fixed_endpoints(EndpointSet::from_addrs([addr]))
+}
+
+/// A stream that always holds `endpoints`, for destinations with fixed endpoints.
+pub fn fixed_endpoints(endpoints: EndpointSet) -> EndpointWatch {
+    watch::channel(Resolution::Resolved(endpoints)).1
 }
 
 /// Discovery from a fixed list, for local runs.

@@ -25,7 +25,7 @@ mod resolver;
 #[cfg(feature = "server")]
 pub mod server;
 
-pub use discovery::{Discover, DnsDiscovery, EndpointWatch, StaticDiscovery};
+pub use discovery::{Discover, DnsDiscovery, EndpointWatch, StaticDiscovery, fixed_endpoints};
 pub use error::DnsError;
 pub use mesh_core::Resolution;
 pub use refresh::{ENDPOINTS, REFRESH_FAILURES_TOTAL, REFRESHES_TOTAL};

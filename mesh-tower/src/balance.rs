@@ -5,6 +5,19 @@
 //! and statistics of every endpoint that stays. A request reads the snapshot it starts with,
 //! so endpoints come and go without failing requests in flight. The choice itself is
 //! [`mesh_core::balance::Picker`].
+//!
+//! ```
+//! use mesh_core::config::TrafficPolicy;
+//! use mesh_core::EndpointSet;
+//! use mesh_tower::balance::Balance;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let pods = EndpointSet::from_addrs(["127.0.0.1:9080".parse().unwrap()]);
+//! let balance = Balance::new("reviews:9080", &TrafficPolicy::default(), mesh_dns::fixed_endpoints(pods));
+//! assert_eq!(balance.endpoints().len(), 1);
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,7 +31,7 @@ use arc_swap::ArcSwap;
 use http::{Request, Response};
 use mesh_core::Resolution;
 use mesh_core::balance::{EndpointStats, Picker};
-use mesh_core::config::LoadBalancer;
+use mesh_core::config::{LoadBalancer, TrafficPolicy};
 use mesh_dns::EndpointWatch;
 use tokio::sync::{oneshot, watch};
 
@@ -71,17 +84,22 @@ impl AsRef<EndpointStats> for EndpointRef {
 }
 
 impl Balance {
-    /// Balances over the endpoints `endpoints` publishes, by `lb`. Must be called within a
-    /// tokio runtime: it spawns the task that follows discovery.
-    pub(crate) fn new(
-        destination: Arc<str>,
-        lb: LoadBalancer,
-        settings: EndpointSettings,
+    /// Balances requests to `destination` over the endpoints `endpoints` publishes, by the
+    /// policy's load balancer, connecting with its protocol and connect timeout. Must be called
+    /// within a tokio runtime: it spawns the task that follows discovery.
+    pub fn new(
+        destination: impl Into<Arc<str>>,
+        policy: &TrafficPolicy,
         mut endpoints: EndpointWatch,
     ) -> Self {
+        let lb = policy.load_balancer;
+        let settings = EndpointSettings {
+            protocol: policy.protocol,
+            connect_timeout: policy.connect_timeout,
+        };
         let (stop, stopped) = oneshot::channel();
         let shared = Arc::new(Shared {
-            destination,
+            destination: destination.into(),
             lb,
             settings,
             clock: Clock::new(),

@@ -35,15 +35,13 @@ use http::{Request, Response, Uri, header};
 use http_body::Body;
 use mesh_core::config::{DestinationConfig, MeshConfig, TrafficPolicy};
 use mesh_core::name::{NameError, Target, qualify};
-use mesh_core::{ConfigError, EndpointSet, Resolution};
-use mesh_dns::{Discover, DnsDiscovery, EndpointWatch};
-use tokio::sync::watch;
+use mesh_core::{ConfigError, EndpointSet};
+use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
 use tower::ServiceBuilder;
 
 use crate::BoxError;
 use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
-use crate::endpoint::EndpointSettings;
 use crate::error::MeshError;
 use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService, local_reply};
 use crate::retry::{Retry, RetryLayer};
@@ -271,7 +269,7 @@ impl Inner {
                     Target::Addr(addr) => addr.to_string().into(),
                 };
                 let endpoints = match route.and_then(|r| r.config.endpoints.as_ref()) {
-                    Some(addrs) => static_watch(EndpointSet::from_addrs(addrs.iter().copied())),
+                    Some(addrs) => fixed_endpoints(EndpointSet::from_addrs(addrs.iter().copied())),
                     None => self.discover.watch(&target),
                 };
                 tracing::debug!(destination = %name, configured = route.is_some(), "new destination");
@@ -304,11 +302,7 @@ impl Route {
 
 impl Destination {
     fn new(name: Arc<str>, policy: &TrafficPolicy, endpoints: EndpointWatch) -> Self {
-        let settings = EndpointSettings {
-            protocol: policy.protocol,
-            connect_timeout: policy.connect_timeout,
-        };
-        let balance = Balance::new(name.clone(), policy.load_balancer, settings, endpoints);
+        let balance = Balance::new(name.clone(), policy, endpoints);
         let stack = ServiceBuilder::new()
             .layer(LocalReplyLayer::new())
             .layer(TimeoutLayer::request(name.clone(), policy.timeout))
@@ -317,11 +311,6 @@ impl Destination {
             .service(balance.clone());
         Self { stack, balance }
     }
-}
-
-/// A stream that holds one fixed set forever.
-fn static_watch(set: EndpointSet) -> EndpointWatch {
-    watch::channel(Resolution::Resolved(set)).1
 }
 
 /// Makes the request's URI absolute (`http://authority/path`), taking the authority from the

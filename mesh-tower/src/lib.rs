@@ -2,7 +2,8 @@
 //!
 //! Most users want [`MeshClient`]: one `tower::Service<http::Request<B>>` usable wherever a
 //! hyper client is, configured from code or [`MeshClient::from_env`]. The layers it is made
-//! of are public too ([`timeout`], [`retry`], [`local_reply`]) for stacks of your own.
+//! of are public too ([`balance`], [`timeout`], [`retry`], [`local_reply`]) for stacks of your
+//! own.
 #![forbid(unsafe_code)]
 
 pub mod balance;
