@@ -8,9 +8,9 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use mesh::core::config::{LoadBalancer, Protocol};
 use mesh::core::retry::RetryOn;
 use mesh::tower::MeshClient;
-use mesh::tower::testing::{Backend, Behavior, DnsServer};
+use mesh::tower::testing::Behavior;
 
-use crate::support::{config, ips};
+use crate::support::Service;
 
 async fn send(client: &MeshClient, method: &str, uri: &str, body: Vec<u8>) -> (u16, String, usize) {
     let req = http::Request::builder()
@@ -30,38 +30,35 @@ async fn send(client: &MeshClient, method: &str, uri: &str, body: Vec<u8>) -> (u
     (status, String::from_utf8_lossy(&body).into_owned(), len)
 }
 
-/// One backend answering 503 and one answering 200, balanced in turn.
-async fn half_failing(net: u8) -> (DnsServer, Vec<Backend>, MeshClient, String) {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(net, 2);
-    let (port, backends) = Backend::start_many("store", &ips).await.unwrap();
-    backends[0].set_behavior(Behavior::Status(503));
-    dns.set_hosts("store.default.svc", &ips, 30).unwrap();
-    let config = config(&dns)
-        .load_balancer(LoadBalancer::RoundRobin)
-        .retry_on("5xx,connect-failure".parse::<RetryOn>().unwrap())
-        .retry_attempts(1)
-        .build()
-        .unwrap();
-    let client = MeshClient::new(config).unwrap();
-    (dns, backends, client, format!("http://store:{port}/items"))
+/// One backend answering 503 and one answering 200, balanced in turn, retrying once on
+/// `5xx,connect-failure`.
+async fn half_failing(net: u8) -> (Service, MeshClient, String) {
+    let store = Service::start("store", net, 2).await;
+    store.pods[0].set_behavior(Behavior::Status(503));
+    let client = store.client(|c| {
+        c.load_balancer(LoadBalancer::RoundRobin)
+            .retry_on("5xx,connect-failure".parse::<RetryOn>().unwrap())
+            .retry_attempts(1)
+    });
+    let uri = store.uri("/items");
+    (store, client, uri)
 }
 
 #[tokio::test(start_paused = true)]
 async fn small_bodies_are_replayed_on_retry() {
-    let (_dns, backends, client, uri) = half_failing(40).await;
+    let (store, client, uri) = half_failing(40).await;
     for _ in 0..10 {
         let (status, body, len) = send(&client, "PUT", &uri, vec![7; 1024]).await;
         assert_eq!((status, body.as_str(), len), (200, "store-1", 1024));
     }
     // Some first tries went to the failing backend and were replayed on the other one.
-    assert!(backends[0].hits() >= 1, "no try was retried");
-    assert_eq!(backends[1].hits(), 10);
+    assert!(store.pods[0].hits() >= 1, "no try was retried");
+    assert_eq!(store.pods[1].hits(), 10);
 }
 
 #[tokio::test(start_paused = true)]
 async fn streamed_bodies_are_buffered_for_replay() {
-    let (_dns, _backends, client, uri) = half_failing(41).await;
+    let (_store, client, uri) = half_failing(41).await;
     for _ in 0..4 {
         let chunks = (0..8)
             .map(|_| Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from(vec![1u8; 1000]))));
@@ -75,7 +72,7 @@ async fn streamed_bodies_are_buffered_for_replay() {
 
 #[tokio::test(start_paused = true)]
 async fn large_bodies_are_sent_once() {
-    let (_dns, backends, client, uri) = half_failing(42).await;
+    let (store, client, uri) = half_failing(42).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         let (status, _, len) = send(&client, "PUT", &uri, vec![1; 100 * 1024]).await;
@@ -88,25 +85,25 @@ async fn large_bodies_are_sent_once() {
         [200, 200, 503, 503],
         "no retry for a body past 64 KiB"
     );
-    assert_eq!(backends[0].hits() + backends[1].hits(), 4);
+    assert_eq!(store.pods[0].hits() + store.pods[1].hits(), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_requests_are_not_retried_after_reaching_the_app() {
-    let (_dns, backends, client, uri) = half_failing(43).await;
+    let (store, client, uri) = half_failing(43).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(send(&client, "POST", &uri, b"order".to_vec()).await.0);
     }
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503, 503]);
-    assert_eq!(backends[0].hits() + backends[1].hits(), 4);
+    assert_eq!(store.pods[0].hits() + store.pods[1].hits(), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn non_idempotent_requests_are_retried_when_never_sent() {
-    let (_dns, backends, client, uri) = half_failing(44).await;
-    backends[0].kill();
+    let (store, client, uri) = half_failing(44).await;
+    store.pods[0].kill();
     for _ in 0..6 {
         let (status, body, len) = send(&client, "POST", &uri, b"order".to_vec()).await;
         assert_eq!((status, body.as_str(), len), (200, "store-1", 5));
@@ -118,17 +115,16 @@ async fn non_idempotent_requests_are_retried_when_never_sent() {
 
 #[tokio::test(start_paused = true)]
 async fn http2_keeps_the_logical_authority() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(45, 1);
-    let (port, _backends) = Backend::start_many("grpc", &ips).await.unwrap();
-    dns.set_hosts("grpc.default.svc", &ips, 30).unwrap();
-    let config = config(&dns).protocol(Protocol::Http2).build().unwrap();
-    let client = MeshClient::new(config).unwrap();
-    let req = http::Request::get(format!("http://grpc:{port}/"))
+    let grpc = Service::start("grpc", 45, 1).await;
+    let client = grpc.client(|c| c.protocol(Protocol::Http2));
+    let req = http::Request::get(grpc.uri("/"))
         .body(http_body_util::Empty::<Bytes>::new())
         .unwrap();
     let res = client.request(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["x-version"], "HTTP/2.0");
-    assert_eq!(res.headers()["x-host"], format!("grpc:{port}").as_str());
+    assert_eq!(
+        res.headers()["x-host"],
+        format!("grpc:{}", grpc.port).as_str()
+    );
 }

@@ -8,19 +8,16 @@ use std::time::Duration;
 use mesh::tower::MeshClient;
 use mesh::tower::testing::{Backend, Behavior, DnsServer};
 
-use crate::support::{config, eventually, get, ips, load, wait_for_count};
+use crate::support::{Service, config, eventually, get, ips, load, wait_for_count};
 
 #[tokio::test(start_paused = true)]
 async fn dns_change_moves_traffic_with_zero_failed_requests() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(10, 3);
-    let (port, backends) = Backend::start_many("reviews", &ips).await.unwrap();
-    for b in &backends {
-        b.set_behavior(Behavior::Delay(Duration::from_millis(5)));
-    }
+    let reviews = Service::start("reviews", 10, 3).await;
+    reviews.behave(Behavior::Delay(Duration::from_millis(5)));
+    let (dns, ips, pods) = (&reviews.dns, &reviews.ips, &reviews.pods);
     dns.set_hosts("reviews.default.svc", &ips[..2], 1).unwrap();
-    let client = MeshClient::new(config(&dns).build().unwrap()).unwrap();
-    let uri = format!("http://reviews:{port}/reviews/0");
+    let client = reviews.client(|c| c);
+    let uri = reviews.uri("/reviews/0");
 
     let done = Arc::new(AtomicUsize::new(0));
     let running = {
@@ -39,8 +36,8 @@ async fn dns_change_moves_traffic_with_zero_failed_requests() {
         "the new pod got no traffic: {:?}",
         report.by_backend
     );
-    let authority = format!("reviews:{port}");
-    let new_pod = vec![backends[2].addr()];
+    let authority = format!("reviews:{}", reviews.port);
+    let new_pod = vec![pods[2].addr()];
     assert!(
         eventually(Duration::from_secs(5), || client.endpoints(&authority)
             == Some(new_pod.clone()))
@@ -48,28 +45,26 @@ async fn dns_change_moves_traffic_with_zero_failed_requests() {
     );
 
     // Once the change is in, the old pods get nothing more.
-    let old: Vec<usize> = backends[..2].iter().map(Backend::hits).collect();
+    let old: Vec<usize> = pods[..2].iter().map(Backend::hits).collect();
     let after = load(&client, &uri, 4, 50, Arc::default()).await;
     assert_eq!(after.by_backend.get("reviews-2"), Some(&200), "{after:?}");
-    assert_eq!(
-        old,
-        backends[..2].iter().map(Backend::hits).collect::<Vec<_>>()
-    );
+    assert_eq!(old, pods[..2].iter().map(Backend::hits).collect::<Vec<_>>());
 }
 
 #[tokio::test(start_paused = true)]
 async fn stopped_dns_server_leaves_traffic_flowing() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(11, 2);
-    let (port, _backends) = Backend::start_many("details", &ips).await.unwrap();
-    dns.set_hosts("details.default.svc", &ips, 1).unwrap();
-    let client = MeshClient::new(config(&dns).build().unwrap()).unwrap();
-    let uri = format!("http://details.default:{port}/details/0");
+    let details = Service::start("details", 11, 2).await;
+    details
+        .dns
+        .set_hosts("details.default.svc", &details.ips, 1)
+        .unwrap();
+    let client = details.client(|c| c);
+    let uri = format!("http://details.default:{}/details/0", details.port);
 
     let before = load(&client, &uri, 4, 25, Arc::default()).await;
     assert!(before.failures.is_empty(), "{:?}", before.failures);
 
-    dns.stop();
+    details.dns.stop();
     // Many refresh intervals pass with every lookup failing.
     tokio::time::sleep(Duration::from_secs(30)).await;
     let after = load(&client, &uri, 4, 25, Arc::default()).await;
@@ -80,19 +75,17 @@ async fn stopped_dns_server_leaves_traffic_flowing() {
         "both pods still serve: {after:?}"
     );
     let mut endpoints = client
-        .endpoints(&format!("details.default:{port}"))
+        .endpoints(&format!("details.default:{}", details.port))
         .unwrap();
     endpoints.sort();
-    assert_eq!(endpoints.iter().map(|a| a.ip()).collect::<Vec<_>>(), ips);
+    let kept: Vec<IpAddr> = endpoints.iter().map(|a| a.ip()).collect();
+    assert_eq!(kept, details.ips);
 }
 
 #[tokio::test(start_paused = true)]
 async fn every_name_form_reaches_the_same_destination() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(12, 1);
-    let (port, backends) = Backend::start_many("ratings", &ips).await.unwrap();
-    dns.set_hosts("ratings.default.svc", &ips, 5).unwrap();
-    let client = MeshClient::new(config(&dns).build().unwrap()).unwrap();
+    let ratings = Service::start("ratings", 12, 1).await;
+    let client = ratings.client(|c| c);
     for host in [
         "ratings",
         "ratings.default",
@@ -100,10 +93,11 @@ async fn every_name_form_reaches_the_same_destination() {
         "ratings.default.svc.cluster.local",
         "RATINGS.Default",
     ] {
-        let (status, body) = get(&client, &format!("http://{host}:{port}/ratings/0")).await;
+        let uri = format!("http://{host}:{}/ratings/0", ratings.port);
+        let (status, body) = get(&client, &uri).await;
         assert_eq!((status, body.as_str()), (200, "ratings-0"), "{host}");
     }
-    assert_eq!(backends[0].hits(), 5);
+    assert_eq!(ratings.pods[0].hits(), 5);
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,23 +8,18 @@ use bytes::Bytes;
 use http_body_util::Empty;
 use mesh::core::config::LoadBalancer;
 use mesh::core::retry::RetryOn;
-use mesh::tower::testing::{Backend, Behavior, DnsServer};
-use mesh::tower::{LocalReply, MeshClient, MeshError};
+use mesh::tower::testing::{Backend, Behavior};
+use mesh::tower::{LocalReply, MeshError};
 
-use crate::support::{config, ips, load, wait_for_count};
+use crate::support::{Service, get, load, wait_for_count};
 
 #[tokio::test(start_paused = true)]
 async fn killed_backend_costs_zero_failed_idempotent_requests() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(20, 3);
-    let (port, backends) = Backend::start_many("productpage", &ips).await.unwrap();
-    for b in &backends {
-        // Requests are in flight on every backend when one dies.
-        b.set_behavior(Behavior::Delay(Duration::from_millis(2)));
-    }
-    dns.set_hosts("productpage.default.svc", &ips, 30).unwrap();
-    let client = MeshClient::new(config(&dns).build().unwrap()).unwrap();
-    let uri = format!("http://productpage:{port}/productpage");
+    let productpage = Service::start("productpage", 20, 3).await;
+    // Requests are in flight on every backend when one dies.
+    productpage.behave(Behavior::Delay(Duration::from_millis(2)));
+    let client = productpage.client(|c| c);
+    let uri = productpage.uri("/productpage");
 
     let done = Arc::new(AtomicUsize::new(0));
     let running = {
@@ -32,38 +27,32 @@ async fn killed_backend_costs_zero_failed_idempotent_requests() {
         tokio::spawn(async move { load(&client, &uri, 16, 150, done).await })
     };
     wait_for_count(&done, 600).await;
-    backends[1].kill();
-    let hits_at_kill = backends[1].hits();
+    let killed = &productpage.pods[1];
+    killed.kill();
+    let hits_at_kill = killed.hits();
     let report = running.await.unwrap();
 
     assert!(report.failures.is_empty(), "failed: {:?}", report.failures);
     assert_eq!(report.total(), 2400);
-    assert_eq!(backends[1].hits(), hits_at_kill);
+    assert_eq!(killed.hits(), hits_at_kill);
     assert!(hits_at_kill > 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn budget_caps_attempts_under_total_failure() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(21, 3);
-    let (port, backends) = Backend::start_many("ratings", &ips).await.unwrap();
-    for b in &backends {
-        b.set_behavior(Behavior::Status(503));
-    }
-    dns.set_hosts("ratings.default.svc", &ips, 30).unwrap();
-    let config = config(&dns)
-        .retry_attempts(5)
-        .retry_on("5xx".parse::<RetryOn>().unwrap())
-        .build()
-        .unwrap();
-    let budget = config.defaults.retries.budget;
-    let client = MeshClient::new(config).unwrap();
+    let ratings = Service::start("ratings", 21, 3).await;
+    ratings.behave(Behavior::Status(503));
+    let client = ratings.client(|c| {
+        c.retry_attempts(5)
+            .retry_on("5xx".parse::<RetryOn>().unwrap())
+    });
+    let budget = client.config().defaults.retries.budget;
 
     let start = tokio::time::Instant::now();
     let requests = 2000;
     let report = load(
         &client,
-        &format!("http://ratings:{port}/"),
+        &ratings.uri("/"),
         20,
         requests / 20,
         Arc::default(),
@@ -77,7 +66,7 @@ async fn budget_caps_attempts_under_total_failure() {
         "{:?}",
         report.statuses
     );
-    let attempts: usize = backends.iter().map(Backend::hits).sum();
+    let attempts: usize = ratings.pods.iter().map(Backend::hits).sum();
     // Requests x 1.2, plus 10 retries a second over the run and one window of reserve.
     let bound = requests as f64 * (1.0 + budget.ratio)
         + f64::from(budget.min_per_second) * (elapsed + budget.window.as_secs_f64());
@@ -92,18 +81,11 @@ async fn budget_caps_attempts_under_total_failure() {
 
 #[tokio::test(start_paused = true)]
 async fn request_timeout_is_a_504_with_a_clear_error() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(22, 1);
-    let (port, backends) = Backend::start_many("reviews", &ips).await.unwrap();
-    backends[0].set_behavior(Behavior::Delay(Duration::from_secs(30)));
-    dns.set_hosts("reviews.default.svc", &ips, 30).unwrap();
-    let config = config(&dns)
-        .timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    let client = MeshClient::new(config).unwrap();
+    let reviews = Service::start("reviews", 22, 1).await;
+    reviews.behave(Behavior::Delay(Duration::from_secs(30)));
+    let client = reviews.client(|c| c.timeout(Duration::from_millis(500)));
 
-    let req = http::Request::get(format!("http://reviews:{port}/reviews/0"))
+    let req = http::Request::get(reviews.uri("/reviews/0"))
         .body(Empty::<Bytes>::new())
         .unwrap();
     let res = client.request(req).await.unwrap();
@@ -114,9 +96,7 @@ async fn request_timeout_is_a_504_with_a_clear_error() {
         "{:?}",
         reply.error
     );
-    let body = crate::support::get(&client, &format!("http://reviews:{port}/"))
-        .await
-        .1;
+    let body = get(&client, &reviews.uri("/")).await.1;
     assert!(
         body.contains("timeout") && body.contains("reviews.default.svc.cluster.local"),
         "{body}"
@@ -125,26 +105,14 @@ async fn request_timeout_is_a_504_with_a_clear_error() {
 
 #[tokio::test(start_paused = true)]
 async fn per_try_timeout_retries_on_another_endpoint() {
-    let dns = DnsServer::start().unwrap();
-    let ips = ips(23, 2);
-    let (port, backends) = Backend::start_many("details", &ips).await.unwrap();
-    backends[0].set_behavior(Behavior::Delay(Duration::from_secs(10)));
-    dns.set_hosts("details.default.svc", &ips, 30).unwrap();
-    let config = config(&dns)
-        .load_balancer(LoadBalancer::RoundRobin)
-        .per_try_timeout(Duration::from_millis(100))
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let client = MeshClient::new(config).unwrap();
-    let report = load(
-        &client,
-        &format!("http://details:{port}/"),
-        1,
-        20,
-        Arc::default(),
-    )
-    .await;
+    let details = Service::start("details", 23, 2).await;
+    details.pods[0].set_behavior(Behavior::Delay(Duration::from_secs(10)));
+    let client = details.client(|c| {
+        c.load_balancer(LoadBalancer::RoundRobin)
+            .per_try_timeout(Duration::from_millis(100))
+            .timeout(Duration::from_secs(2))
+    });
+    let report = load(&client, &details.uri("/"), 1, 20, Arc::default()).await;
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.by_backend.get("details-1"), Some(&20));
 }

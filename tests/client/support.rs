@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use mesh::core::MeshConfig;
 use mesh::core::config::MeshConfigBuilder;
 use mesh::tower::MeshClient;
-use mesh::tower::testing::DnsServer;
+use mesh::tower::testing::{Backend, Behavior, DnsServer};
 
 /// `count` loopback addresses `127.0.<net>.1`, `127.0.<net>.2`, ... (one per test, so tests
 /// running side by side never share an address).
@@ -28,6 +28,54 @@ pub(crate) fn config(dns: &DnsServer) -> MeshConfigBuilder {
         .service("tester")
         .namespace("default")
         .discovery(dns.config())
+}
+
+/// A service of `count` pods on `127.0.<net>.*`, all on one port, named in a DNS server of
+/// its own as `<name>.default.svc.cluster.local` (TTL 30 s).
+pub(crate) struct Service {
+    pub(crate) dns: DnsServer,
+    pub(crate) ips: Vec<IpAddr>,
+    pub(crate) port: u16,
+    pub(crate) pods: Vec<Backend>,
+    name: String,
+}
+
+impl Service {
+    pub(crate) async fn start(name: &str, net: u8, count: u8) -> Service {
+        let dns = DnsServer::start().expect("DNS server");
+        let ips = ips(net, count);
+        let (port, pods) = Backend::start_many(name, &ips).await.expect("pods");
+        dns.set_hosts(&format!("{name}.default.svc"), &ips, 30)
+            .expect("DNS record");
+        Service {
+            dns,
+            ips,
+            port,
+            pods,
+            name: name.to_owned(),
+        }
+    }
+
+    /// Every pod answers the same way.
+    pub(crate) fn behave(&self, behavior: Behavior) {
+        for pod in &self.pods {
+            pod.set_behavior(behavior.clone());
+        }
+    }
+
+    /// A client with the test config, adjusted by `configure`.
+    pub(crate) fn client(
+        &self,
+        configure: impl FnOnce(MeshConfigBuilder) -> MeshConfigBuilder,
+    ) -> MeshClient {
+        let config = configure(config(&self.dns)).build().expect("valid config");
+        MeshClient::new(config).expect("client")
+    }
+
+    /// `http://<name>:<port><path>`.
+    pub(crate) fn uri(&self, path: &str) -> String {
+        format!("http://{}:{}{path}", self.name, self.port)
+    }
 }
 
 /// What a load run saw.
