@@ -28,12 +28,12 @@ pub(crate) async fn refresh(shared: Arc<Shared>, target: Target, tx: watch::Send
     let mut rng: SmallRng = rand::make_rng();
     let origin = Instant::now();
     debug!(%target, "DNS refresh started");
-    loop {
+    'refresh: loop {
         let result = tokio::select! {
             result = shared.resolver.lookup(&target) => result,
             () = tx.closed() => {
                 if shared.release(&target, &tx) {
-                    break;
+                    break 'refresh;
                 }
                 continue;
             }
@@ -73,9 +73,7 @@ pub(crate) async fn refresh(shared: Arc<Shared>, target: Target, tx: watch::Send
                 () = &mut sleep => break,
                 () = tx.closed() => {
                     if shared.release(&target, &tx) {
-                        debug!(%target, "DNS refresh stopped: no receivers left");
-                        metrics::gauge!(ENDPOINTS, "name" => name).set(0.0);
-                        return;
+                        break 'refresh;
                     }
                 }
             }

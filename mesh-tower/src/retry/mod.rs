@@ -127,7 +127,15 @@ where
         let policy = &shared.policy;
         let may_repeat = is_idempotent(req.method()) || policy.retry_non_idempotent;
 
-        let retryable = policy.attempts > 0 && !policy.retry_on.is_empty();
+        // A request that may not be repeated can only be retried on outcomes where it never
+        // reached the application; when the policy retries neither, nothing is held for replay.
+        let retryable = policy.attempts > 0
+            && if may_repeat {
+                !policy.retry_on.is_empty()
+            } else {
+                policy.retry_on.should_retry(Outcome::ConnectFailure, false)
+                    || policy.retry_on.should_retry(Outcome::RefusedStream, false)
+            };
         let (state, template, replay) = if !retryable {
             (State::calling(inner.call(req)), None, None)
         } else if let Some(replay) = req.body().try_clone() {

@@ -225,3 +225,24 @@ async fn retries_back_off_within_the_cap() {
         start.elapsed()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_post_that_could_never_be_retried_is_not_held_back() {
+    // Retrying on 503 alone never retries a POST, so its body is not read ahead: the try
+    // starts while the body is still streaming (this body never ends).
+    use futures_util::StreamExt;
+    let chunk = Ok::<_, std::io::Error>(http_body::Frame::data(Bytes::from_static(b"part")));
+    let endless = futures_util::stream::iter([chunk]).chain(futures_util::stream::pending());
+    let body = RequestBody::new(StreamBody::new(endless));
+    let inner = tower::service_fn(|_req: Request<RequestBody>| async {
+        Ok::<_, MeshError>(Response::new(ResponseBody::empty()))
+    });
+    let retry = RetryLayer::new("orders:80", policy("503", 3)).layer(inner);
+    let res = tokio::time::timeout(
+        Duration::from_secs(1),
+        retry.oneshot(request(Method::POST, body)),
+    )
+    .await
+    .expect("the try was held back waiting for the body to end");
+    assert_eq!(res.unwrap().status(), 200);
+}
