@@ -12,10 +12,12 @@ pub mod config;
 pub mod discovery;
 pub mod duration;
 pub mod endpoint;
+pub mod hash;
 pub mod health;
 pub mod name;
 pub mod resolv_conf;
 pub mod retry;
+pub mod route;
 
 pub use config::{ConfigError, MeshConfig};
 pub use endpoint::{Endpoint, EndpointSet, Resolution};

@@ -29,7 +29,8 @@ use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use mesh_core::Resolution;
+use mesh_core::hash::RequestHash;
+use mesh_core::{Endpoint, Resolution};
 use mesh_core::balance::{EndpointStats, Picker};
 use mesh_core::config::{LoadBalancer, TrafficPolicy};
 use mesh_dns::EndpointWatch;
@@ -92,7 +93,7 @@ impl Balance {
         policy: &TrafficPolicy,
         mut endpoints: EndpointWatch,
     ) -> Self {
-        let lb = policy.load_balancer;
+        let lb = policy.load_balancer.clone();
         let settings = EndpointSettings {
             protocol: policy.protocol,
             connect_timeout: policy.connect_timeout,
@@ -100,13 +101,13 @@ impl Balance {
         let (stop, stopped) = oneshot::channel();
         let shared = Arc::new(Shared {
             destination: destination.into(),
-            lb,
+            lb: lb.clone(),
             settings,
             clock: Clock::new(),
             snapshot: ArcSwap::from_pointee(Snapshot {
                 state: State::Pending,
                 endpoints: Vec::new(),
-                picker: Picker::new(lb, &[]),
+                picker: Picker::for_endpoints(&lb, &[]),
             }),
             ready: watch::channel(false).0,
             _stop: stop,
@@ -163,10 +164,11 @@ impl Balance {
                     .extensions_mut()
                     .remove::<AvoidEndpoint>()
                     .and_then(|a| snapshot.endpoints.iter().position(|e| e.0.addr() == a.0));
+                let hash = req.extensions().get::<RequestHash>().map(|h| h.0);
                 let now = shared.clock.now();
                 let picked = snapshot
                     .picker
-                    .pick(&snapshot.endpoints, now, &mut rand::rng(), avoid)
+                    .pick_hashed(&snapshot.endpoints, now, &mut rand::rng(), avoid, hash)
                     .unwrap_or(0);
                 if let Some(endpoint) = snapshot.endpoints.get(picked) {
                     return BalanceFuture::from(BalanceState::Calling {
@@ -210,7 +212,10 @@ impl Shared {
                 (State::Ready, endpoints)
             }
         };
-        let weights: Vec<u32> = endpoints.iter().map(|e| e.0.stats.weight()).collect();
+        let listed: Vec<Endpoint> = endpoints
+            .iter()
+            .map(|e| Endpoint::new(e.0.addr()).with_weight(e.0.stats.weight()))
+            .collect();
         tracing::debug!(
             destination = %self.destination,
             endpoints = endpoints.len(),
@@ -220,8 +225,8 @@ impl Shared {
         self.snapshot.store(Arc::new(Snapshot {
             state,
             // A random start keeps many clients from walking the endpoints in step.
-            picker: Picker::new(self.lb, &weights)
-                .starting_at(rand::random_range(0..weights.len().max(1))),
+            picker: Picker::for_endpoints(&self.lb, &listed)
+                .starting_at(rand::random_range(0..listed.len().max(1))),
             endpoints,
         }));
         if !pending {

@@ -13,7 +13,7 @@
 //! let lb = LoadBalancer::LeastRequest;
 //! let endpoints = [EndpointStats::for_balancer(1, &lb), EndpointStats::for_balancer(1, &lb)];
 //! endpoints[0].on_start();
-//! let picker = Picker::new(lb, &[1, 1]);
+//! let picker = Picker::new(&lb, &[1, 1]);
 //! let mut rng = rand::rngs::StdRng::seed_from_u64(1);
 //! // With two endpoints P2C compares both: the idle one wins.
 //! assert_eq!(picker.pick(&endpoints, Duration::ZERO, &mut rng, None), Some(1));

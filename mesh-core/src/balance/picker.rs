@@ -71,7 +71,7 @@ impl Picker {
     ///
     /// A weight of 0 counts as 1. Algorithms this picker does not implement balance as
     /// least request.
-    pub fn new(lb: LoadBalancer, weights: &[u32]) -> Self {
+    pub fn new(lb: &LoadBalancer, weights: &[u32]) -> Self {
         #[allow(unreachable_patterns)] // `LoadBalancer` is non-exhaustive and may grow.
         let algorithm = match lb {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
@@ -85,13 +85,34 @@ impl Picker {
             _ => (AliasTable::new(weights), None),
         };
         Self {
-            lb,
+            lb: lb.clone(),
             algorithm,
             len: weights.len(),
             table,
             schedule,
             cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// A picker for a snapshot of `endpoints` (weights and addresses, in the snapshot's
+    /// order). Consistent-hash policies build their ring or Maglev table from the addresses.
+    #[allow(clippy::todo, unused_variables)]
+    pub fn for_endpoints(lb: &LoadBalancer, endpoints: &[crate::Endpoint]) -> Self {
+        todo!()
+    }
+
+    /// Like [`pick`](Self::pick), with the request's consistent hash when it has one.
+    /// Pickers that do not hash ignore it; hashing pickers without one pick at random.
+    #[allow(clippy::todo, unused_variables)]
+    pub fn pick_hashed<E: AsRef<EndpointStats>, R: Rng + ?Sized>(
+        &self,
+        endpoints: &[E],
+        now: Duration,
+        rng: &mut R,
+        avoid: Option<usize>,
+        hash: Option<u64>,
+    ) -> Option<usize> {
+        todo!()
     }
 
     /// The same picker with its round robin starting at `position` instead of the first
@@ -102,8 +123,8 @@ impl Picker {
     }
 
     /// The algorithm this picker was built for.
-    pub fn load_balancer(&self) -> LoadBalancer {
-        self.lb
+    pub fn load_balancer(&self) -> &LoadBalancer {
+        &self.lb
     }
 
     /// Picks the index of an endpoint, or `None` when `endpoints` is empty.

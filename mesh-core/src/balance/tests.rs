@@ -56,9 +56,9 @@ fn empty_is_none_and_single_is_picked() {
     let one = stats(&[1]);
     one[0].on_connect_failure(T0);
     for lb in ALL {
-        let picker = Picker::new(lb, &[]);
+        let picker = Picker::new(&lb, &[]);
         assert_eq!(picker.pick(&none, T0, &mut rng, None), None);
-        let picker = Picker::new(lb, &[1]);
+        let picker = Picker::new(&lb, &[1]);
         // Unavailable and avoided, but the only one.
         assert_eq!(picker.pick(&one, T0, &mut rng, Some(0)), Some(0));
     }
@@ -67,12 +67,12 @@ fn empty_is_none_and_single_is_picked() {
 #[test]
 fn round_robin_spreads_exactly() {
     let endpoints = stats(&[1; 5]);
-    let picker = Picker::new(LoadBalancer::RoundRobin, &[1; 5]);
+    let picker = Picker::new(&LoadBalancer::RoundRobin, &[1; 5]);
     // Every window of 5 consecutive picks covers each endpoint once.
     for _ in 0..20 {
         assert_eq!(spread(&picker, &endpoints, 5, None), vec![1; 5]);
     }
-    let picker = Picker::new(LoadBalancer::RoundRobin, &[1; 5]).starting_at(3);
+    let picker = Picker::new(&LoadBalancer::RoundRobin, &[1; 5]).starting_at(3);
     let mut rng = rng();
     assert_eq!(picker.pick(&endpoints, T0, &mut rng, None), Some(3));
     assert_eq!(spread(&picker, &endpoints, 4, None), vec![1, 1, 1, 0, 1]);
@@ -82,7 +82,7 @@ fn round_robin_spreads_exactly() {
 fn round_robin_is_exact_across_threads() {
     let endpoints: Vec<Arc<EndpointStats>> =
         (0..4).map(|_| Arc::new(EndpointStats::new(1))).collect();
-    let picker = Picker::new(LoadBalancer::RoundRobin, &[1; 4]);
+    let picker = Picker::new(&LoadBalancer::RoundRobin, &[1; 4]);
     let counts: Vec<Vec<usize>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|seed| {
@@ -108,7 +108,7 @@ fn round_robin_is_exact_across_threads() {
 #[test]
 fn weighted_round_robin_follows_weights_exactly() {
     let weights = [3, 1, 2];
-    let picker = Picker::new(LoadBalancer::RoundRobin, &weights);
+    let picker = Picker::new(&LoadBalancer::RoundRobin, &weights);
     assert_eq!(
         spread(&picker, &stats(&weights), 600, None),
         vec![300, 100, 200]
@@ -118,7 +118,7 @@ fn weighted_round_robin_follows_weights_exactly() {
 #[test]
 fn weighted_random_is_within_tolerance() {
     let weights = [1, 2, 7, 0];
-    let picker = Picker::new(LoadBalancer::Random, &weights);
+    let picker = Picker::new(&LoadBalancer::Random, &weights);
     let picks = 100_000;
     let counts = spread(&picker, &stats(&weights), picks, None);
     for (i, &w) in weights.iter().enumerate() {
@@ -133,7 +133,7 @@ fn weighted_random_is_within_tolerance() {
 
 #[test]
 fn uniform_random_is_within_tolerance() {
-    let picker = Picker::new(LoadBalancer::Random, &[1; 4]);
+    let picker = Picker::new(&LoadBalancer::Random, &[1; 4]);
     let counts = spread(&picker, &stats(&[1; 4]), 40_000, None);
     assert!(
         counts.iter().all(|&c| (9_500..10_500).contains(&c)),
@@ -149,7 +149,7 @@ fn least_request_prefers_the_less_loaded() {
             e.on_start();
         }
     }
-    let picker = Picker::new(LoadBalancer::LeastRequest, &[1; 4]);
+    let picker = Picker::new(&LoadBalancer::LeastRequest, &[1; 4]);
     let counts = spread(&picker, &endpoints, 12_000, None);
     // The most loaded is never the lower of two distinct candidates.
     assert_eq!(counts[3], 0);
@@ -170,14 +170,14 @@ fn least_request_divides_load_by_weight() {
         endpoints[0].on_start();
     }
     endpoints[1].on_start();
-    let picker = Picker::new(LoadBalancer::LeastRequest, &[4, 1]);
+    let picker = Picker::new(&LoadBalancer::LeastRequest, &[4, 1]);
     // 3/4 < 1/1: the heavy endpoint wins even with more requests in flight.
     assert_eq!(spread(&picker, &endpoints, 100, None), vec![100, 0]);
 }
 
 #[test]
 fn least_request_breaks_ties_at_random() {
-    let picker = Picker::new(LoadBalancer::LeastRequest, &[1, 1]);
+    let picker = Picker::new(&LoadBalancer::LeastRequest, &[1, 1]);
     let counts = spread(&picker, &stats(&[1, 1]), 1000, None);
     assert!(counts.iter().all(|&c| c > 400), "{counts:?}");
 }
@@ -185,7 +185,7 @@ fn least_request_breaks_ties_at_random() {
 #[test]
 fn weighted_least_request_draws_heavy_candidates_more() {
     let weights = [1, 1, 8];
-    let picker = Picker::new(LoadBalancer::LeastRequest, &weights);
+    let picker = Picker::new(&LoadBalancer::LeastRequest, &weights);
     let counts = spread(&picker, &stats(&weights), 10_000, None);
     assert!(counts[2] > counts[0] * 3, "{counts:?}");
 }
@@ -197,7 +197,7 @@ fn peak_ewma_prefers_the_fast_endpoint_and_forgets() {
     let endpoints: Vec<EndpointStats> = (0..2)
         .map(|_| EndpointStats::for_balancer(1, &lb))
         .collect();
-    let picker = Picker::new(lb, &[1, 1]);
+    let picker = Picker::new(&lb, &[1, 1]);
     let mut rng = rng();
     let t = Duration::from_secs(10);
     endpoints[0].observe_rtt(t, 500 * MS);
@@ -226,7 +226,7 @@ fn peak_ewma_prefers_the_fast_endpoint_and_forgets() {
 #[test]
 fn peak_ewma_uses_the_default_rtt_before_observations() {
     let endpoints = stats(&[1, 1]);
-    let picker = Picker::new(LoadBalancer::PeakEwma(PeakEwmaConfig::default()), &[1, 1]);
+    let picker = Picker::new(&LoadBalancer::PeakEwma(PeakEwmaConfig::default()), &[1, 1]);
     let mut rng = rng();
     endpoints[1].observe_rtt(T0, 100 * MS);
     // Endpoint 0 is assumed at 30 ms.
@@ -240,7 +240,7 @@ fn peak_ewma_uses_the_default_rtt_before_observations() {
 fn avoid_sends_retries_elsewhere() {
     let endpoints = stats(&[1, 1, 1]);
     for lb in ALL {
-        let picker = Picker::new(lb, &[1, 1, 1]);
+        let picker = Picker::new(&lb, &[1, 1, 1]);
         let counts = spread(&picker, &endpoints, 3000, Some(1));
         assert_eq!(counts[1], 0, "{lb:?}: {counts:?}");
         assert!(counts[0] > 500 && counts[2] > 500, "{lb:?}: {counts:?}");
@@ -252,13 +252,13 @@ fn unavailable_endpoints_are_skipped_until_their_backoff_ends() {
     let endpoints = stats(&[1, 1, 1]);
     endpoints[0].on_connect_failure(T0 - 50 * MS);
     for lb in ALL {
-        let picker = Picker::new(lb, &[1, 1, 1]);
+        let picker = Picker::new(&lb, &[1, 1, 1]);
         let counts = spread(&picker, &endpoints, 300, None);
         assert_eq!(counts[0], 0, "{lb:?}: {counts:?}");
     }
     let after = T0 + 50 * MS;
     let mut rng = rng();
-    let picker = Picker::new(LoadBalancer::RoundRobin, &[1, 1, 1]);
+    let picker = Picker::new(&LoadBalancer::RoundRobin, &[1, 1, 1]);
     let picked: Vec<_> = (0..3)
         .filter_map(|_| picker.pick(&endpoints, after, &mut rng, None))
         .collect();
@@ -271,7 +271,7 @@ fn avoided_endpoint_is_used_when_the_others_are_unavailable() {
     endpoints[0].on_connect_failure(T0);
     endpoints[2].on_connect_failure(T0);
     for lb in ALL {
-        let picker = Picker::new(lb, &[1, 1, 1]);
+        let picker = Picker::new(&lb, &[1, 1, 1]);
         assert_eq!(
             spread(&picker, &endpoints, 50, Some(1)),
             vec![0, 50, 0],
@@ -287,7 +287,7 @@ fn panic_mode_uses_everyone_but_the_avoided() {
         e.on_connect_failure(T0);
     }
     for lb in ALL {
-        let picker = Picker::new(lb, &[1, 1, 1]);
+        let picker = Picker::new(&lb, &[1, 1, 1]);
         let counts = spread(&picker, &endpoints, 300, Some(0));
         assert_eq!(counts[0], 0, "{lb:?}: {counts:?}");
         assert!(counts[1] > 50 && counts[2] > 50, "{lb:?}: {counts:?}");
@@ -298,7 +298,7 @@ fn panic_mode_uses_everyone_but_the_avoided() {
     for e in &two {
         e.on_connect_failure(T0);
     }
-    let picker = Picker::new(LoadBalancer::LeastRequest, &[1, 1]);
+    let picker = Picker::new(&LoadBalancer::LeastRequest, &[1, 1]);
     assert_eq!(spread(&picker, &two, 20, Some(1)), vec![20, 0]);
 }
 
@@ -313,7 +313,7 @@ fn few_available_among_many_are_found() {
         }
     }
     for lb in ALL {
-        let picker = Picker::new(lb, &weights);
+        let picker = Picker::new(&lb, &weights);
         let counts = spread(&picker, &endpoints, 3000, Some(42));
         let picked: Vec<usize> = (0..100).filter(|&i| counts[i] > 0).collect();
         assert_eq!(picked, vec![7, 93], "{lb:?}");
@@ -324,7 +324,7 @@ fn few_available_among_many_are_found() {
 fn a_snapshot_of_another_length_is_balanced_evenly() {
     let endpoints = stats(&[1; 5]);
     for lb in ALL {
-        let picker = Picker::new(lb, &[1, 9, 3]);
+        let picker = Picker::new(&lb, &[1, 9, 3]);
         let counts = spread(&picker, &endpoints, 5000, None);
         assert!(counts.iter().all(|&c| c > 500), "{lb:?}: {counts:?}");
     }
@@ -334,8 +334,8 @@ fn a_snapshot_of_another_length_is_balanced_evenly() {
 fn non_exhaustive_default_is_least_request() {
     assert_eq!(LoadBalancer::default(), LoadBalancer::LeastRequest);
     assert_eq!(
-        Picker::new(LoadBalancer::default(), &[]).load_balancer(),
-        LoadBalancer::LeastRequest
+        Picker::new(&LoadBalancer::default(), &[]).load_balancer(),
+        &LoadBalancer::LeastRequest
     );
 }
 
@@ -370,7 +370,7 @@ proptest! {
             })
             .collect();
         let weights: Vec<u32> = picker_weights.unwrap_or_else(|| setup.iter().map(|s| s.0).collect());
-        let picker = Picker::new(ALL[lb], &weights);
+        let picker = Picker::new(&ALL[lb], &weights);
         let mut rng = StdRng::seed_from_u64(seed);
         for _ in 0..8 {
             let picked = picker.pick(&endpoints, T0, &mut rng, avoid);

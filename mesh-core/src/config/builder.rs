@@ -25,11 +25,13 @@ use std::time::Duration;
 
 use super::values::LbKind;
 use super::{
-    BackoffConfig, ConfigError, DestinationConfig, DiscoveryConfig, LoadBalancer, MeshConfig,
-    NxDomainPolicy, PeakEwmaConfig, Protocol, RetryBudgetConfig, RetryPolicy, TrafficPolicy,
-    Workload,
+    BackoffConfig, ConfigError, ConfigWarning, ConnectionPool, ConsistentHash, DestinationConfig,
+    DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig, NxDomainPolicy,
+    OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig, RetryPolicy, Subset,
+    SubsetEndpoints, TrafficPolicy, Workload,
 };
 use crate::retry::RetryOn;
+use crate::route::VirtualService;
 
 /// Builds a [`MeshConfig`](super::MeshConfig); start with [`MeshConfig::builder`].
 ///
@@ -41,6 +43,8 @@ pub struct MeshConfigBuilder {
     pub(super) defaults_base: TrafficPolicy,
     pub(super) defaults: PolicyOverrides,
     pub(super) destinations: Vec<DestinationBuilder>,
+    pub(super) virtual_services: Vec<VirtualService>,
+    pub(super) warnings: Vec<ConfigWarning>,
 }
 
 /// Builds one destination's settings; policy setters not called inherit the config's defaults.
@@ -49,6 +53,16 @@ pub struct DestinationBuilder {
     pub(super) host: String,
     pub(super) port: Option<u16>,
     pub(super) endpoints: Option<Vec<SocketAddr>>,
+    pub(super) policy: PolicyOverrides,
+    pub(super) subsets: Vec<SubsetBuilder>,
+}
+
+/// Builds one subset of a destination; policy setters not called inherit the destination's.
+#[derive(Clone, Debug)]
+pub struct SubsetBuilder {
+    pub(super) name: String,
+    pub(super) labels: std::collections::BTreeMap<String, String>,
+    pub(super) endpoints: Option<SubsetEndpoints>,
     pub(super) policy: PolicyOverrides,
 }
 
@@ -70,6 +84,9 @@ pub(crate) struct PolicyOverrides {
     pub(crate) budget_ratio: Option<f64>,
     pub(crate) budget_min_per_second: Option<u32>,
     pub(crate) budget_window: Option<Duration>,
+    pub(crate) consistent_hash: Option<ConsistentHash>,
+    pub(crate) connection_pool: Option<ConnectionPool>,
+    pub(crate) outlier_detection: Option<Option<OutlierDetection>>,
 }
 
 impl PolicyOverrides {
@@ -81,14 +98,20 @@ impl PolicyOverrides {
         o.connect_timeout = Some(policy.connect_timeout);
         o.protocol = Some(policy.protocol);
         o.set_retries(policy.retries);
+        o.connection_pool = Some(policy.connection_pool);
+        o.outlier_detection = Some(policy.outlier_detection);
         o
     }
 
     fn set_load_balancer(&mut self, lb: LoadBalancer) {
         self.load_balancer = Some(LbKind::of(&lb));
-        if let LoadBalancer::PeakEwma(ewma) = lb {
-            self.peak_ewma_decay = Some(ewma.decay);
-            self.peak_ewma_default_rtt = Some(ewma.default_rtt);
+        match lb {
+            LoadBalancer::PeakEwma(ewma) => {
+                self.peak_ewma_decay = Some(ewma.decay);
+                self.peak_ewma_default_rtt = Some(ewma.default_rtt);
+            }
+            LoadBalancer::ConsistentHash(hash) => self.consistent_hash = Some(hash),
+            _ => {}
         }
     }
 
@@ -132,6 +155,19 @@ impl PolicyOverrides {
                     default_rtt: self.peak_ewma_default_rtt.unwrap_or(from.default_rtt),
                 })
             }
+            LbKind::Passthrough => LoadBalancer::Passthrough,
+            LbKind::ConsistentHash => {
+                let from = match &base.load_balancer {
+                    LoadBalancer::ConsistentHash(hash) => Some(hash.clone()),
+                    _ => None,
+                };
+                LoadBalancer::ConsistentHash(
+                    self.consistent_hash.clone().or(from).unwrap_or(ConsistentHash {
+                        key: HashKey::SourceIp,
+                        table: HashTable::default(),
+                    }),
+                )
+            }
         };
         let r = &base.retries;
         TrafficPolicy {
@@ -156,6 +192,14 @@ impl PolicyOverrides {
                     window: self.budget_window.unwrap_or(r.budget.window),
                 },
             },
+            connection_pool: self
+                .connection_pool
+                .clone()
+                .unwrap_or_else(|| base.connection_pool.clone()),
+            outlier_detection: self
+                .outlier_detection
+                .clone()
+                .unwrap_or_else(|| base.outlier_detection.clone()),
         }
     }
 }
@@ -380,6 +424,8 @@ impl MeshConfigBuilder {
             discovery: self.discovery,
             defaults,
             destinations,
+            virtual_services: self.virtual_services,
+            warnings: self.warnings,
         };
         config.validate()?;
         Ok(config)
@@ -394,6 +440,7 @@ impl DestinationBuilder {
             port: None,
             endpoints: None,
             policy: PolicyOverrides::default(),
+            subsets: Vec::new(),
         }
     }
 
@@ -419,12 +466,95 @@ impl DestinationBuilder {
 
     /// The destination's config, with unset fields taken from `defaults`.
     pub(crate) fn resolve(self, defaults: &TrafficPolicy) -> DestinationConfig {
+        let policy = self.policy.apply(defaults);
+        let subsets = self
+            .subsets
+            .into_iter()
+            .map(|s| s.resolve(&self.host, &policy))
+            .collect();
         DestinationConfig {
-            policy: self.policy.apply(defaults),
+            policy,
             host: self.host,
             port: self.port,
             endpoints: self.endpoints,
+            subsets,
         }
+    }
+
+    /// Adds a subset.
+    pub fn subset(mut self, subset: SubsetBuilder) -> Self {
+        self.subsets.push(subset);
+        self
+    }
+}
+
+impl SubsetBuilder {
+    /// Starts a subset named `name` (such as `v2`).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            labels: Default::default(),
+            endpoints: None,
+            policy: PolicyOverrides::default(),
+        }
+    }
+
+    /// Adds a label (kept for reference; DNS publishes none).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Resolves the subset through its own DNS name instead of `<host>-<subset>`.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.endpoints = Some(SubsetEndpoints::Host(host.into()));
+        self
+    }
+
+    /// Uses fixed endpoints for the subset.
+    pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.endpoints = Some(SubsetEndpoints::Static(endpoints.into_iter().collect()));
+        self
+    }
+
+    policy_setters!(policy);
+
+    /// The subset's config; `host` is the destination's host, `policy` its resolved policy.
+    pub(crate) fn resolve(self, host: &str, policy: &TrafficPolicy) -> Subset {
+        let endpoints = self
+            .endpoints
+            .unwrap_or_else(|| SubsetEndpoints::Host(subset_host(host, &self.name)));
+        Subset {
+            policy: self.policy.apply(policy),
+            name: self.name,
+            labels: self.labels,
+            endpoints,
+        }
+    }
+}
+
+/// The default DNS name of subset `name` of `host`: `-<name>` appended to the first label.
+pub(crate) fn subset_host(host: &str, name: &str) -> String {
+    match host.split_once('.') {
+        Some((first, rest)) => format!("{first}-{name}.{rest}"),
+        None => format!("{host}-{name}"),
+    }
+}
+
+impl MeshConfigBuilder {
+    /// Adds a VirtualService's routes.
+    pub fn virtual_service(mut self, vs: VirtualService) -> Self {
+        self.virtual_services.push(vs);
+        self
+    }
+
+    /// Records a warning about a field that has no effect.
+    pub fn warning(mut self, path: impl Into<String>, message: impl Into<String>) -> Self {
+        self.warnings.push(ConfigWarning {
+            path: path.into(),
+            message: message.into(),
+        });
+        self
     }
 }
 

@@ -6,10 +6,15 @@
 //! way in ([`MeshConfig::validate`]): a bad value is a [`ConfigError`] that names the field path
 //! and the value.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::HeaderName;
+
 use crate::retry::RetryOn;
+use crate::route::VirtualService;
 
 mod builder;
 pub mod env;
@@ -20,7 +25,7 @@ mod tests;
 mod validate;
 mod values;
 
-pub use builder::{DestinationBuilder, MeshConfigBuilder};
+pub use builder::{DestinationBuilder, MeshConfigBuilder, SubsetBuilder};
 pub use env::ENV_VARS;
 pub use error::ConfigError;
 pub use file::Format;
@@ -36,6 +41,25 @@ pub struct MeshConfig {
     pub defaults: TrafficPolicy,
     /// Per-destination settings; the first whose host and port match a request applies.
     pub destinations: Vec<DestinationConfig>,
+    /// HTTP routes by host (Istio's VirtualServices), in the order they were given.
+    pub virtual_services: Vec<VirtualService>,
+    /// Fields that were read but are not implemented, by path; the client logs them.
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// A field that was read but has no effect (not implemented), named by its path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The field path, such as `VirtualService reviews: spec.http[0].corsPolicy`.
+    pub path: String,
+    /// What is not implemented, and what happens instead.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
 }
 
 /// The identity of the workload that runs mesh.
@@ -98,6 +122,32 @@ pub struct DestinationConfig {
     pub endpoints: Option<Vec<SocketAddr>>,
     /// How traffic to this destination is handled.
     pub policy: TrafficPolicy,
+    /// Named subsets (versions) of the destination, as in Istio's DestinationRule.
+    pub subsets: Vec<Subset>,
+}
+
+/// A named subset of a destination's endpoints (Istio's `subsets[]`), such as `v2`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subset {
+    /// The subset's name, as routes refer to it (`v2`).
+    pub name: String,
+    /// The labels Istio selects the subset's pods by (`version: v2`); kept for reference,
+    /// since DNS publishes no labels.
+    pub labels: BTreeMap<String, String>,
+    /// Where the subset's endpoints come from.
+    pub endpoints: SubsetEndpoints,
+    /// The subset's traffic policy: the destination's, with the subset's own fields laid over.
+    pub policy: TrafficPolicy,
+}
+
+/// Where a subset's endpoints come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubsetEndpoints {
+    /// A DNS name of its own, resolved like any destination host. By default the host's
+    /// first label with `-<subset>` appended: subset `v2` of `reviews` is `reviews-v2`.
+    Host(String),
+    /// A fixed list of addresses.
+    Static(Vec<SocketAddr>),
 }
 
 /// How requests to one destination are balanced, timed out and retried.
@@ -113,10 +163,54 @@ pub struct TrafficPolicy {
     pub protocol: Protocol,
     /// The retry policy.
     pub retries: RetryPolicy,
+    /// Istio's `connectionPool` settings, as written (enforced by the circuit breaker).
+    pub connection_pool: ConnectionPool,
+    /// Istio's `outlierDetection` settings, as written; `None` when not configured.
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// Istio's `connectionPool` settings; `None` fields are unset (no limit, or Istio's default).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConnectionPool {
+    /// `tcp.maxConnections`: connections to all endpoints of the destination.
+    pub max_connections: Option<u32>,
+    /// `tcp.connectTimeout` (also sets [`TrafficPolicy::connect_timeout`]).
+    pub connect_timeout: Option<Duration>,
+    /// `http.http1MaxPendingRequests`: requests waiting for a connection.
+    pub http1_max_pending_requests: Option<u32>,
+    /// `http.http2MaxRequests`: requests in flight to the destination.
+    pub http2_max_requests: Option<u32>,
+    /// `http.maxRequestsPerConnection`: requests before a connection is closed (0: no limit).
+    pub max_requests_per_connection: Option<u32>,
+    /// `http.maxRetries`: retries in flight to the destination.
+    pub max_retries: Option<u32>,
+    /// `http.idleTimeout`: how long an idle connection is kept.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Istio's `outlierDetection` settings; `None` fields take Istio's defaults when enforced.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OutlierDetection {
+    /// `consecutive5xxErrors` (5; 0 disables).
+    pub consecutive_5xx_errors: Option<u32>,
+    /// `consecutiveGatewayErrors`: consecutive 502, 503 and 504 answers (0 disables).
+    pub consecutive_gateway_errors: Option<u32>,
+    /// `consecutiveLocalOriginFailures`: connect failures, resets and timeouts.
+    pub consecutive_local_origin_failures: Option<u32>,
+    /// `splitExternalLocalOriginErrors`.
+    pub split_external_local_origin_errors: bool,
+    /// `interval` between ejection sweeps (10 s).
+    pub interval: Option<Duration>,
+    /// `baseEjectionTime` (30 s).
+    pub base_ejection_time: Option<Duration>,
+    /// `maxEjectionPercent` (10).
+    pub max_ejection_percent: Option<u32>,
+    /// `minHealthPercent` (0).
+    pub min_health_percent: Option<u32>,
 }
 
 /// Load-balancing algorithms, by Istio's names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum LoadBalancer {
     /// `ROUND_ROBIN`: each endpoint in turn (weighted by SRV weight).
@@ -128,6 +222,65 @@ pub enum LoadBalancer {
     LeastRequest,
     /// `PEAK_EWMA`: P2C on peak-EWMA latency times load, as Linkerd does.
     PeakEwma(PeakEwmaConfig),
+    /// `PASSTHROUGH`: no balancing; the first address discovery lists (in address order)
+    /// that accepts connections, as a plain client would connect.
+    Passthrough,
+    /// `consistentHash`: a request's hash key picks the endpoint on a ring or Maglev table.
+    ConsistentHash(ConsistentHash),
+}
+
+/// Consistent-hash balancing (Istio's `loadBalancer.consistentHash`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsistentHash {
+    /// What a request is hashed by.
+    pub key: HashKey,
+    /// The lookup structure.
+    pub table: HashTable,
+}
+
+/// What a request is hashed by. A request without the key is balanced at random.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HashKey {
+    /// `httpHeaderName`: a request header's value.
+    Header(HeaderName),
+    /// `httpCookie`: a cookie's value; generated and returned when absent and `ttl` is set.
+    Cookie(HashCookie),
+    /// `useSourceIp`: the caller's IP address.
+    SourceIp,
+    /// `httpQueryParameterName`: a query parameter's value.
+    QueryParameter(String),
+}
+
+/// A hash cookie (Istio's `httpCookie`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HashCookie {
+    /// The cookie's name.
+    pub name: String,
+    /// The cookie's `Path` when generated.
+    pub path: Option<String>,
+    /// The generated cookie's lifetime; `None` never generates one.
+    pub ttl: Option<Duration>,
+}
+
+/// The consistent-hash lookup structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashTable {
+    /// `ringHash`: Ketama-style ring with at least `minimum_size` entries (1024).
+    Ring {
+        /// The ring's minimum number of entries.
+        minimum_size: u64,
+    },
+    /// `maglev`: Maglev lookup table of `table_size` entries (65537, a prime).
+    Maglev {
+        /// The table's size; must be prime.
+        table_size: u64,
+    },
+}
+
+impl Default for HashTable {
+    fn default() -> Self {
+        HashTable::Ring { minimum_size: 1024 }
+    }
 }
 
 /// Parameters of peak-EWMA balancing.
@@ -240,6 +393,8 @@ impl Default for TrafficPolicy {
             connect_timeout: Duration::from_secs(10),
             protocol: Protocol::default(),
             retries: RetryPolicy::default(),
+            connection_pool: ConnectionPool::default(),
+            outlier_detection: None,
         }
     }
 }

@@ -47,6 +47,9 @@ impl MeshConfig {
                 });
             }
         }
+        for (i, vs) in self.virtual_services.iter().enumerate() {
+            vs.validate(&format!("virtualServices[{i}]"))?;
+        }
         Ok(())
     }
 }
@@ -284,6 +287,7 @@ mod tests {
             port,
             endpoints: None,
             policy: TrafficPolicy::default(),
+            subsets: Vec::new(),
         }
     }
 

@@ -16,6 +16,8 @@ pub(crate) enum LbKind {
     Random,
     LeastRequest,
     PeakEwma,
+    Passthrough,
+    ConsistentHash,
 }
 
 impl LbKind {
@@ -26,6 +28,8 @@ impl LbKind {
             LoadBalancer::Random => LbKind::Random,
             LoadBalancer::LeastRequest => LbKind::LeastRequest,
             LoadBalancer::PeakEwma(_) => LbKind::PeakEwma,
+            LoadBalancer::Passthrough => LbKind::Passthrough,
+            LoadBalancer::ConsistentHash(_) => LbKind::ConsistentHash,
         }
     }
 }
@@ -38,7 +42,10 @@ pub(crate) fn load_balancer(s: &str) -> Result<LbKind, String> {
         "RANDOM" => Ok(LbKind::Random),
         "LEAST_REQUEST" | "LEAST_CONN" => Ok(LbKind::LeastRequest),
         "PEAK_EWMA" => Ok(LbKind::PeakEwma),
-        _ => Err("expected one of ROUND_ROBIN, RANDOM, LEAST_REQUEST, PEAK_EWMA".to_owned()),
+        "PASSTHROUGH" => Ok(LbKind::Passthrough),
+        _ => Err(
+            "expected one of ROUND_ROBIN, RANDOM, LEAST_REQUEST, PEAK_EWMA, PASSTHROUGH".to_owned(),
+        ),
     }
 }
 
