@@ -29,10 +29,10 @@ use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use mesh_core::hash::RequestHash;
-use mesh_core::{Endpoint, Resolution};
 use mesh_core::balance::{EndpointStats, Picker};
 use mesh_core::config::{LoadBalancer, TrafficPolicy};
+use mesh_core::hash::RequestHash;
+use mesh_core::{Endpoint, Resolution};
 use mesh_dns::EndpointWatch;
 use tokio::sync::{oneshot, watch};
 

@@ -33,21 +33,20 @@ use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri, header};
 use http_body::Body;
-use mesh_core::config::{DestinationConfig, MeshConfig, TrafficPolicy};
+use mesh_core::config::{DestinationConfig, MeshConfig, SubsetEndpoints};
 use mesh_core::name::{NameError, Target, qualify};
-use mesh_core::{ConfigError, EndpointSet};
+use mesh_core::route::{Headers, HttpRoute, RouteAction, Split, VirtualService};
+use mesh_core::{ConfigError, EndpointSet, Resolution};
 use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
-use tower::ServiceBuilder;
 
 use crate::BoxError;
 use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::MeshError;
-use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService, local_reply};
-use crate::retry::{Retry, RetryLayer};
-use crate::timeout::{Timeout, TimeoutLayer};
-
-type Stack = LocalReplyService<Timeout<Retry<Timeout<Balance>>>>;
+use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
+use crate::local_reply::local_reply;
+use crate::mirror::{MirrorLayer, Shadow};
+use crate::route::{CompiledRoute, Dispatch, Host, Routed};
 
 /// Why a [`MeshClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +59,15 @@ pub enum BuildError {
     #[error("destinations[{index}].host: {source}")]
     Destination {
         /// The destination's index in the config.
+        index: usize,
+        /// What is wrong with the host.
+        #[source]
+        source: NameError,
+    },
+    /// A VirtualService's host is not a valid name.
+    #[error("virtualServices[{index}].hosts: {source}")]
+    VirtualService {
+        /// The VirtualService's index in the config.
         index: usize,
         /// What is wrong with the host.
         #[source]
@@ -103,6 +111,9 @@ impl MeshClientBuilder {
     pub fn build(self) -> Result<MeshClient, BuildError> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
+        for warning in &config.warnings {
+            tracing::warn!(%warning, "config field has no effect");
+        }
         let discover = match self.discover {
             Some(d) => d,
             None => Arc::new(
@@ -111,7 +122,7 @@ impl MeshClientBuilder {
             ),
         };
         let workload = &config.workload;
-        let routes = config
+        let policies = config
             .destinations
             .iter()
             .enumerate()
@@ -123,10 +134,35 @@ impl MeshClientBuilder {
                     &workload.cluster_domain,
                 )
                 .map_err(|source| BuildError::Destination { index, source })?;
-                Ok(Route {
+                Ok(PolicyEntry {
                     target,
                     port: dest.port,
                     config: dest.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let virtual_hosts = config
+            .virtual_services
+            .iter()
+            .enumerate()
+            .map(|(index, vs)| {
+                let namespace = vs.namespace.as_deref().unwrap_or(&workload.namespace);
+                let hosts = vs
+                    .hosts
+                    .iter()
+                    .map(|host| match host.strip_prefix('*') {
+                        Some(suffix) => Ok(HostPattern::Suffix(suffix.to_owned())),
+                        None => match qualify(host, 80, namespace, &workload.cluster_domain) {
+                            Ok(Target::Host { fqdn, .. }) => Ok(HostPattern::Exact(fqdn)),
+                            Ok(other) => Ok(HostPattern::Exact(other.name())),
+                            Err(source) => Err(BuildError::VirtualService { index, source }),
+                        },
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(VirtualHost {
+                    hosts,
+                    namespace: namespace.to_owned(),
+                    service: vs.clone(),
                 })
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
@@ -134,15 +170,17 @@ impl MeshClientBuilder {
             inner: Arc::new(Inner {
                 config,
                 discover,
-                routes,
+                policies,
+                virtual_hosts,
                 by_authority: ArcSwap::default(),
-                by_target: Mutex::default(),
+                hosts: Mutex::default(),
+                backends: Mutex::default(),
             }),
         })
     }
 }
 
-/// A mesh client: discovery, balancing, timeouts and retries for every destination.
+/// A mesh client: routing, discovery, balancing, timeouts and retries for every destination.
 ///
 /// Cheap to clone; clones share destinations, connection pools and retry budgets.
 /// It never fails: errors become local replies (see [`crate::local_reply`]).
@@ -154,22 +192,47 @@ pub struct MeshClient {
 struct Inner {
     config: MeshConfig,
     discover: Arc<dyn Discover>,
-    routes: Vec<Route>,
-    /// Destinations by the authority callers wrote; read on every request without a lock.
-    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>>>,
-    /// Destinations by qualified target, so every spelling of a name shares one destination.
-    by_target: Mutex<HashMap<Target, Arc<Destination>>>,
+    policies: Vec<PolicyEntry>,
+    virtual_hosts: Vec<VirtualHost>,
+    /// Hosts by the authority callers wrote; read on every request without a lock.
+    by_authority: ArcSwap<HashMap<Box<str>, Arc<Host>>>,
+    /// Hosts by qualified target, so every spelling of a name shares one host.
+    hosts: Mutex<HashMap<Target, Arc<Host>>>,
+    /// Backends by qualified target and subset, shared by every route that sends there.
+    backends: Mutex<HashMap<BackendKey, Arc<Backend>>>,
 }
 
-struct Route {
+/// A backend's qualified target and subset.
+type BackendKey = (Target, Option<String>);
+
+/// A destination's configured policy, with its host qualified.
+struct PolicyEntry {
     target: Target,
     port: Option<u16>,
     config: DestinationConfig,
 }
 
-struct Destination {
-    stack: Stack,
-    balance: Balance,
+/// A VirtualService with its hosts qualified.
+struct VirtualHost {
+    hosts: Vec<HostPattern>,
+    namespace: String,
+    service: VirtualService,
+}
+
+enum HostPattern {
+    /// A fully qualified name.
+    Exact(String),
+    /// `*.example.com` (the suffix keeps its dot) or `*` (empty suffix).
+    Suffix(String),
+}
+
+impl HostPattern {
+    fn matches(&self, fqdn: &str) -> bool {
+        match self {
+            HostPattern::Exact(name) => name == fqdn,
+            HostPattern::Suffix(suffix) => fqdn.ends_with(suffix.as_str()),
+        }
+    }
 }
 
 impl MeshClient {
@@ -205,47 +268,56 @@ impl MeshClient {
 
     /// Sends a request whose body is already a [`RequestBody`].
     pub fn send(&self, req: Request<RequestBody>) -> ResponseFuture {
-        match self.route(req) {
-            Ok((req, destination)) => {
-                let mut stack = destination.stack.clone();
-                // Every layer of the stack is always ready.
-                ResponseFuture {
-                    state: FutureState::Stack {
-                        future: tower_service::Service::call(&mut stack, req),
-                    },
-                }
-            }
-            Err(error) => ResponseFuture {
-                state: FutureState::Ready {
-                    response: Some(local_reply(error)),
-                },
+        let dispatch = match self.host(req) {
+            Ok((req, host)) => host.dispatch(req),
+            Err(error) => Dispatch::Local(local_reply(error)),
+        };
+        let state = match dispatch {
+            Dispatch::Leg(future) => FutureState::Leg { future },
+            Dispatch::Local(response) => FutureState::Ready {
+                response: Some(response),
             },
-        }
+        };
+        ResponseFuture { state }
     }
 
     /// The current endpoints of the destination `authority` names (`reviews:9080`), once a
-    /// request has been sent to it.
+    /// request has been sent to it; for a host with routes, those of every backend its
+    /// routes send to.
     pub fn endpoints(&self, authority: &str) -> Option<Vec<SocketAddr>> {
         let map = self.inner.by_authority.load();
-        map.get(authority).map(|d| d.balance.endpoints())
+        match map.get(authority)?.as_ref() {
+            Host::Direct(leg) => Some(leg.backend.balance.endpoints()),
+            Host::Routed(routed) => {
+                let mut all: Vec<SocketAddr> = routed
+                    .compiled
+                    .iter()
+                    .flat_map(|r| r.legs.iter())
+                    .flat_map(|leg| leg.backend.balance.endpoints())
+                    .collect();
+                all.sort();
+                all.dedup();
+                Some(all)
+            }
+        }
     }
 
-    fn route(
+    fn host(
         &self,
         mut req: Request<RequestBody>,
-    ) -> Result<(Request<RequestBody>, Arc<Destination>), MeshError> {
+    ) -> Result<(Request<RequestBody>, Arc<Host>), MeshError> {
         let authority = absolute_uri(&mut req)?;
-        if let Some(destination) = self.inner.by_authority.load().get(authority.as_str()) {
-            return Ok((req, destination.clone()));
+        if let Some(host) = self.inner.by_authority.load().get(authority.as_str()) {
+            return Ok((req, host.clone()));
         }
-        let destination = self.inner.create(&authority)?;
-        Ok((req, destination))
+        let host = self.inner.create(&authority)?;
+        Ok((req, host))
     }
 }
 
 impl Inner {
-    /// The slow path of a destination's first request: qualify, match config, start discovery.
-    fn create(&self, authority: &Authority) -> Result<Arc<Destination>, MeshError> {
+    /// The slow path of a host's first request: qualify, find its routes, build its legs.
+    fn create(&self, authority: &Authority) -> Result<Arc<Host>, MeshError> {
         let port = authority.port_u16().unwrap_or(80);
         let workload = &self.config.workload;
         let target = qualify(
@@ -257,35 +329,226 @@ impl Inner {
         .map_err(|e| MeshError::BadRequest {
             reason: e.to_string().into(),
         })?;
-        let mut by_target = self.by_target.lock().unwrap_or_else(|e| e.into_inner());
-        let destination = match by_target.get(&target) {
-            Some(d) => d.clone(),
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let host = match hosts.get(&target) {
+            Some(host) => host.clone(),
             None => {
-                let route = self.routes.iter().find(|r| r.matches(&target, port));
-                let policy = route.map_or(&self.config.defaults, |r| &r.config.policy);
-                let name: Arc<str> = match &target {
-                    Target::Host { fqdn, port } => format!("{fqdn}:{port}").into(),
-                    Target::Srv { fqdn } => fqdn.as_str().into(),
-                    Target::Addr(addr) => addr.to_string().into(),
-                };
-                let endpoints = match route.and_then(|r| r.config.endpoints.as_ref()) {
-                    Some(addrs) => fixed_endpoints(EndpointSet::from_addrs(addrs.iter().copied())),
-                    None => self.discover.watch(&target),
-                };
-                tracing::debug!(destination = %name, configured = route.is_some(), "new destination");
-                let d = Arc::new(Destination::new(name, policy, endpoints));
-                by_target.insert(target, d.clone());
-                d
+                let host = Arc::new(self.build_host(authority, &target, port));
+                hosts.insert(target, host.clone());
+                host
             }
         };
+        drop(hosts);
         let mut map = HashMap::clone(&self.by_authority.load());
-        map.insert(authority.as_str().into(), destination.clone());
+        map.insert(authority.as_str().into(), host.clone());
         self.by_authority.store(Arc::new(map));
-        Ok(destination)
+        Ok(host)
+    }
+
+    fn build_host(&self, authority: &Authority, target: &Target, port: u16) -> Host {
+        let fqdn = match target {
+            Target::Host { fqdn, .. } => Some(fqdn.as_str()),
+            _ => None,
+        };
+        let virtual_host = fqdn.and_then(|fqdn| {
+            self.virtual_hosts
+                .iter()
+                .find(|vh| vh.hosts.iter().any(|h| h.matches(fqdn)))
+        });
+        let Some(vh) = virtual_host else {
+            let namespace = &self.config.workload.namespace;
+            let backend = self.backend_for_target(target.clone(), None, namespace);
+            return Host::Direct(Arc::new(Leg::new(backend, RouteSettings::default())));
+        };
+        tracing::debug!(%authority, virtual_service = %vh.service.name, "new routed host");
+        let compiled = vh
+            .service
+            .http
+            .iter()
+            .map(|route| self.compile_route(route, &vh.namespace, port))
+            .collect();
+        Host::Routed(Arc::new(Routed {
+            authority: authority.as_str().into(),
+            routes: vh.service.http.clone(),
+            compiled,
+        }))
+    }
+
+    fn compile_route(&self, route: &HttpRoute, namespace: &str, port: u16) -> CompiledRoute {
+        let RouteAction::Forward(forward) = &route.action else {
+            return CompiledRoute {
+                split: Split::new(&[]),
+                legs: Vec::new(),
+            };
+        };
+        let shadows = route
+            .mirrors
+            .iter()
+            .map(|m| {
+                let backend = self.backend(
+                    &m.host,
+                    namespace,
+                    m.subset.as_deref(),
+                    m.port.unwrap_or(port),
+                );
+                let leg = Leg::new(backend.clone(), RouteSettings::default());
+                Shadow::new(
+                    backend.name.clone(),
+                    leg.stack(),
+                    m.percentage,
+                    MIRROR_MAX_IN_FLIGHT,
+                )
+            })
+            .collect();
+        let mirror = MirrorLayer::new(shadows);
+        let route_headers = non_empty(&route.headers);
+        let legs = forward
+            .destinations
+            .iter()
+            .map(|d| {
+                let backend = self.backend(
+                    &d.host,
+                    namespace,
+                    d.subset.as_deref(),
+                    d.port.unwrap_or(port),
+                );
+                Arc::new(Leg::new(
+                    backend,
+                    RouteSettings {
+                        timeout: route.timeout,
+                        retries: route.retries.clone(),
+                        fault: route.fault.clone(),
+                        mirror: mirror.clone(),
+                        route_headers: route_headers.clone(),
+                        destination_headers: non_empty(&d.headers),
+                    },
+                ))
+            })
+            .collect();
+        let weights: Vec<u32> = forward.destinations.iter().map(|d| d.weight).collect();
+        CompiledRoute {
+            split: Split::new(&weights),
+            legs,
+        }
+    }
+
+    /// The backend for a route destination's host (qualified in `namespace`), subset and port;
+    /// a subset's own DNS name is qualified in the same namespace.
+    fn backend(
+        &self,
+        host: &str,
+        namespace: &str,
+        subset: Option<&str>,
+        port: u16,
+    ) -> Arc<Backend> {
+        let workload = &self.config.workload;
+        match qualify(host, port, namespace, &workload.cluster_domain) {
+            Ok(target) => self.backend_for_target(target, subset, namespace),
+            Err(e) => {
+                let name: Arc<str> = format!("{host}:{port}").into();
+                self.failing_backend(name, e.to_string())
+            }
+        }
+    }
+
+    fn backend_for_target(
+        &self,
+        target: Target,
+        subset: Option<&str>,
+        namespace: &str,
+    ) -> Arc<Backend> {
+        let key = (target, subset.map(str::to_owned));
+        let mut backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(backend) = backends.get(&key) {
+            return backend.clone();
+        }
+        let (target, subset) = &key;
+        let port = match target {
+            Target::Host { port, .. } => *port,
+            Target::Addr(addr) => addr.port(),
+            Target::Srv { .. } => 0,
+        };
+        let entry = self.policies.iter().find(|p| p.matches(target, port));
+        let base = match target {
+            Target::Host { fqdn, port } => format!("{fqdn}:{port}"),
+            Target::Srv { fqdn } => fqdn.clone(),
+            Target::Addr(addr) => addr.to_string(),
+        };
+        let backend = match subset {
+            None => {
+                let policy = entry.map_or(&self.config.defaults, |e| &e.config.policy);
+                let endpoints = match entry.and_then(|e| e.config.endpoints.as_ref()) {
+                    Some(addrs) => fixed_endpoints(EndpointSet::from_addrs(addrs.iter().copied())),
+                    None => self.discover.watch(target),
+                };
+                let name: Arc<str> = base.into();
+                tracing::debug!(backend = %name, configured = entry.is_some(), "new backend");
+                Arc::new(Backend {
+                    balance: Balance::new(name.clone(), policy, endpoints),
+                    name,
+                    policy: policy.clone(),
+                })
+            }
+            Some(subset) => {
+                let name: Arc<str> = format!("{base} subset {subset}").into();
+                let found = entry.and_then(|e| e.config.subsets.iter().find(|s| &s.name == subset));
+                let Some(found) = found else {
+                    let reason = format!(
+                        "subset {subset:?} is not defined for {} (no DestinationRule subset)",
+                        target.name()
+                    );
+                    drop(backends);
+                    return self.failing_backend(name, reason);
+                };
+                let endpoints = match &found.endpoints {
+                    SubsetEndpoints::Static(addrs) => {
+                        fixed_endpoints(EndpointSet::from_addrs(addrs.iter().copied()))
+                    }
+                    SubsetEndpoints::Host(host) => {
+                        match qualify(host, port, namespace, &self.config.workload.cluster_domain) {
+                            Ok(t) => self.discover.watch(&t),
+                            Err(e) => unresolved(e.to_string()),
+                        }
+                    }
+                };
+                tracing::debug!(backend = %name, "new subset backend");
+                Arc::new(Backend {
+                    balance: Balance::new(name.clone(), &found.policy, endpoints),
+                    name,
+                    policy: found.policy.clone(),
+                })
+            }
+        };
+        backends.insert(key, backend.clone());
+        backend
+    }
+
+    /// A backend that answers every request with 503 UH naming `reason`.
+    fn failing_backend(&self, name: Arc<str>, reason: String) -> Arc<Backend> {
+        tracing::warn!(backend = %name, %reason, "backend cannot be resolved");
+        Arc::new(Backend {
+            balance: Balance::new(name.clone(), &self.config.defaults, unresolved(reason)),
+            name,
+            policy: self.config.defaults.clone(),
+        })
     }
 }
 
-impl Route {
+/// An endpoint stream that never resolves, for `reason`.
+fn unresolved(reason: String) -> EndpointWatch {
+    tokio::sync::watch::channel(Resolution::Unresolved(reason.into())).1
+}
+
+/// Header operations worth keeping: `None` when there are none.
+fn non_empty(headers: &Headers) -> Option<Arc<Headers>> {
+    let empty = headers.request.is_empty() && headers.response.is_empty();
+    (!empty).then(|| Arc::new(headers.clone()))
+}
+
+/// Copies a mirror may have in flight per shadow destination.
+const MIRROR_MAX_IN_FLIGHT: usize = 128;
+
+impl PolicyEntry {
     fn matches(&self, target: &Target, port: u16) -> bool {
         match (&self.target, target) {
             (Target::Host { fqdn: a, .. }, Target::Host { fqdn: b, .. }) => {
@@ -297,19 +560,6 @@ impl Route {
             }
             _ => false,
         }
-    }
-}
-
-impl Destination {
-    fn new(name: Arc<str>, policy: &TrafficPolicy, endpoints: EndpointWatch) -> Self {
-        let balance = Balance::new(name.clone(), policy, endpoints);
-        let stack = ServiceBuilder::new()
-            .layer(LocalReplyLayer::new())
-            .layer(TimeoutLayer::request(name.clone(), policy.timeout))
-            .layer(RetryLayer::new(name.clone(), policy.retries.clone()))
-            .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
-            .service(balance.clone());
-        Self { stack, balance }
     }
 }
 
@@ -410,10 +660,10 @@ pin_project_lite::pin_project! {
         Ready {
             response: Option<Response<ResponseBody>>,
         },
-        // In a destination's stack.
-        Stack {
+        // In a leg's stack.
+        Leg {
             #[pin]
-            future: LocalReplyFuture<<Timeout<Retry<Timeout<Balance>>> as tower_service::Service<Request<RequestBody>>>::Future>,
+            future: LegFuture,
         },
     }
 }
@@ -430,7 +680,7 @@ impl Future for ResponseFuture {
                     })
                 })))
             }
-            ResponseFutureProj::Stack { future } => future.poll(cx),
+            ResponseFutureProj::Leg { future } => future.poll(cx),
         }
     }
 }

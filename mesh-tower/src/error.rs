@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 use mesh_core::retry::Outcome;
+use mesh_core::route::AbortStatus;
 
 use crate::BoxError;
 
@@ -67,6 +68,24 @@ pub enum MeshError {
         /// What is wrong with the request.
         reason: Arc<str>,
     },
+    /// The host has routes and none matched the request.
+    #[error("no route matched {method} {authority}{path}")]
+    NoRoute {
+        /// The authority the request was for.
+        authority: Arc<str>,
+        /// The request's method.
+        method: http::Method,
+        /// The request's path.
+        path: Arc<str>,
+    },
+    /// Fault injection aborted the request (Envoy's body says "fault filter abort").
+    #[error("fault filter abort: {destination} (injected {status:?})")]
+    FaultAbort {
+        /// The host the route belongs to.
+        destination: Arc<str>,
+        /// The injected answer.
+        status: AbortStatus,
+    },
 }
 
 impl MeshError {
@@ -79,7 +98,9 @@ impl MeshError {
             MeshError::PerTryTimeout { .. } => Some(Outcome::Timeout),
             MeshError::Timeout { .. }
             | MeshError::NoEndpoints { .. }
-            | MeshError::BadRequest { .. } => None,
+            | MeshError::BadRequest { .. }
+            | MeshError::NoRoute { .. }
+            | MeshError::FaultAbort { .. } => None,
         }
     }
 
@@ -104,6 +125,13 @@ impl MeshError {
             | MeshError::RefusedStream { .. }
             | MeshError::Reset { .. } => StatusCode::SERVICE_UNAVAILABLE,
             MeshError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            MeshError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            MeshError::FaultAbort { status, .. } => match status {
+                AbortStatus::Http(code) => {
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+                }
+                AbortStatus::Grpc(_) => StatusCode::OK,
+            },
         }
     }
 
@@ -116,6 +144,8 @@ impl MeshError {
             MeshError::RefusedStream { .. } => "UR",
             MeshError::Reset { .. } => "UC",
             MeshError::BadRequest { .. } => "DPE",
+            MeshError::NoRoute { .. } => "NR",
+            MeshError::FaultAbort { .. } => "FI",
         }
     }
 

@@ -12,8 +12,12 @@ pub mod client;
 mod clock;
 mod endpoint;
 pub mod error;
+pub mod fault;
+mod leg;
 pub mod local_reply;
+pub mod mirror;
 pub mod retry;
+mod route;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timeout;
@@ -22,6 +26,7 @@ pub use body::{RequestBody, ResponseBody};
 pub use client::{BuildError, MeshClient, MeshClientBuilder, ResponseFuture};
 pub use endpoint::ConnectError;
 pub use error::{LocalReply, MeshError};
+pub use leg::SourceAddr;
 
 /// A boxed error, as hyper and tower use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

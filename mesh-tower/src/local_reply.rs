@@ -17,6 +17,8 @@ use std::task::{Context, Poll, ready};
 
 use http::{HeaderValue, Response, header};
 
+use mesh_core::route::AbortStatus;
+
 use crate::body::ResponseBody;
 use crate::error::{LocalReply, MeshError};
 
@@ -121,6 +123,22 @@ pub fn local_reply(error: MeshError) -> Response<ResponseBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if let MeshError::FaultAbort {
+        status: AbortStatus::Grpc(code),
+        ..
+    } = &error
+    {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from(*code));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("fault filter abort"),
+        );
+    }
     response.extensions_mut().insert(LocalReply {
         error: Arc::new(error),
     });

@@ -161,12 +161,12 @@ impl PolicyOverrides {
                     LoadBalancer::ConsistentHash(hash) => Some(hash.clone()),
                     _ => None,
                 };
-                LoadBalancer::ConsistentHash(
-                    self.consistent_hash.clone().or(from).unwrap_or(ConsistentHash {
+                LoadBalancer::ConsistentHash(self.consistent_hash.clone().or(from).unwrap_or(
+                    ConsistentHash {
                         key: HashKey::SourceIp,
                         table: HashTable::default(),
-                    }),
-                )
+                    },
+                ))
             }
         };
         let r = &base.retries;

@@ -1,0 +1,217 @@
+//! Fault injection: delays and aborts a share of requests, as Istio's `fault` on a route.
+//!
+//! The decision is [`mesh_core::route::Fault::decide`]; this layer sleeps (tokio time) and
+//! answers an abort with [`MeshError::FaultAbort`] (response flag FI). A delayed request that
+//! is then forwarded carries a [`FaultDelayed`] response extension (response flag DI).
+//!
+//! ```
+//! use std::time::Duration;
+//! use mesh_core::route::{Fault, FaultDelay, Percentage};
+//! use mesh_tower::fault::FaultLayer;
+//!
+//! let fault = Fault {
+//!     delay: Some(FaultDelay { fixed: Duration::from_secs(7), percentage: Percentage::ALL }),
+//!     abort: None,
+//! };
+//! let layer = FaultLayer::new("ratings:9080", Some(fault));
+//! # let _ = layer;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response};
+use mesh_core::route::{Fault, FaultDecision};
+use tokio::time::Sleep;
+
+use crate::body::ResponseBody;
+use crate::error::MeshError;
+
+/// A response extension: the request was delayed this long by fault injection (flag DI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultDelayed(pub Duration);
+
+/// Applies [`FaultService`].
+#[derive(Clone, Debug)]
+pub struct FaultLayer {
+    destination: Arc<str>,
+    fault: Option<Arc<Fault>>,
+}
+
+impl FaultLayer {
+    /// Injects `fault` (none when `None`) into requests for `destination`.
+    pub fn new(destination: impl Into<Arc<str>>, fault: Option<Fault>) -> Self {
+        Self {
+            destination: destination.into(),
+            fault: fault.map(Arc::new),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for FaultLayer {
+    type Service = FaultService<S>;
+
+    fn layer(&self, inner: S) -> FaultService<S> {
+        FaultService {
+            inner,
+            destination: self.destination.clone(),
+            fault: self.fault.clone(),
+        }
+    }
+}
+
+/// Delays or aborts requests by a [`Fault`]; passes every other request straight through.
+#[derive(Clone, Debug)]
+pub struct FaultService<S> {
+    inner: S,
+    destination: Arc<str>,
+    fault: Option<Arc<Fault>>,
+}
+
+impl<S> FaultService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> tower_service::Service<Request<B>> for FaultService<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<ResponseBody>, Error = MeshError>
+        + Clone,
+{
+    type Response = Response<ResponseBody>;
+    type Error = MeshError;
+    type Future = FaultFuture<S, B>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), MeshError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let decision = match &self.fault {
+            Some(fault) => fault.decide(&mut rand::rng()),
+            None => FaultDecision::default(),
+        };
+        let abort = decision.abort.map(|status| MeshError::FaultAbort {
+            destination: self.destination.clone(),
+            status,
+        });
+        let state = match (decision.delay, abort) {
+            (None, None) => FaultState::Calling {
+                future: self.inner.call(req),
+                delayed: None,
+            },
+            (None, Some(error)) => FaultState::Aborted { error: Some(error) },
+            (Some(delay), abort) => {
+                tracing::debug!(destination = %self.destination, ?delay, "fault: delay");
+                // The service that was ready is the one that gets the request.
+                let ready = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, ready);
+                FaultState::Delaying {
+                    sleep: tokio::time::sleep(delay),
+                    delay,
+                    then: Some(match abort {
+                        Some(error) => Then::Abort(error),
+                        None => Then::Call(inner, req),
+                    }),
+                }
+            }
+        };
+        FaultFuture { state }
+    }
+}
+
+enum Then<S, B> {
+    Call(S, Request<B>),
+    Abort(MeshError),
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`FaultService`].
+    pub struct FaultFuture<S, B>
+    where
+        S: tower_service::Service<Request<B>>,
+    {
+        #[pin]
+        state: FaultState<S, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = FaultProj]
+    enum FaultState<S, B>
+    where
+        S: tower_service::Service<Request<B>>,
+    {
+        Delaying {
+            #[pin]
+            sleep: Sleep,
+            delay: Duration,
+            then: Option<Then<S, B>>,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+            delayed: Option<Duration>,
+        },
+        Aborted {
+            error: Option<MeshError>,
+        },
+    }
+}
+
+impl<S, B> Future for FaultFuture<S, B>
+where
+    S: tower_service::Service<Request<B>, Response = Response<ResponseBody>, Error = MeshError>,
+{
+    type Output = Result<Response<ResponseBody>, MeshError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                FaultProj::Delaying { sleep, delay, then } => {
+                    ready!(sleep.poll(cx));
+                    match then.take() {
+                        Some(Then::Call(mut inner, req)) => FaultState::Calling {
+                            future: inner.call(req),
+                            delayed: Some(*delay),
+                        },
+                        Some(Then::Abort(error)) => FaultState::Aborted { error: Some(error) },
+                        None => FaultState::Aborted { error: None },
+                    }
+                }
+                FaultProj::Calling { future, delayed } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if let Some(delay) = *delayed {
+                        response.extensions_mut().insert(FaultDelayed(delay));
+                    }
+                    return Poll::Ready(Ok(response));
+                }
+                FaultProj::Aborted { error } => {
+                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
+                        MeshError::BadRequest {
+                            reason: "response future polled after completion".into(),
+                        }
+                    })));
+                }
+            };
+            state.set(next);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Backends and legs: the per-destination part of the client stack.
+//!
+//! A [`Backend`] is one destination host (or one subset of it) with its balancer; it is shared
+//! by every route that sends there. A [`Leg`] is the path one route takes to one backend:
+//! fault → mirror → request timeout → retry → per-try timeout → balance, configured by the
+//! backend's policy with the route's timeout and retries laid over it, plus the route's and
+//! destination's header operations and the consistent-hash key of the backend's policy.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderValue, Request, Response, header};
+use mesh_core::config::{HashKey, LoadBalancer, TrafficPolicy};
+use mesh_core::hash::{HashInput, RequestHash, request_hash};
+use mesh_core::route::{Fault, Headers, RouteRetries};
+use tower::ServiceBuilder;
+use tower_service::Service;
+
+use crate::balance::Balance;
+use crate::body::{RequestBody, ResponseBody};
+use crate::fault::{FaultLayer, FaultService};
+use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
+use crate::mirror::{MirrorLayer, MirrorService};
+use crate::retry::{Retry, RetryLayer};
+use crate::timeout::{Timeout, TimeoutLayer};
+
+/// A request extension: the address of the caller the request is made for (a gateway sets
+/// it to the downstream peer), hashed by `useSourceIp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceAddr(pub IpAddr);
+
+type Inner = FaultService<MirrorService<Timeout<Retry<Timeout<Balance>>>>>;
+pub(crate) type LegStack = LocalReplyService<Inner>;
+
+/// One destination host, or one subset of it, with its balancer and policy.
+pub(crate) struct Backend {
+    pub(crate) name: Arc<str>,
+    pub(crate) balance: Balance,
+    pub(crate) policy: TrafficPolicy,
+}
+
+/// What a route lays over a backend's policy.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RouteSettings {
+    pub(crate) timeout: Option<Option<std::time::Duration>>,
+    pub(crate) retries: Option<RouteRetries>,
+    pub(crate) fault: Option<Fault>,
+    pub(crate) mirror: MirrorLayer,
+    pub(crate) route_headers: Option<Arc<Headers>>,
+    pub(crate) destination_headers: Option<Arc<Headers>>,
+}
+
+/// One route's path to one backend.
+pub(crate) struct Leg {
+    pub(crate) backend: Arc<Backend>,
+    stack: LegStack,
+    hash: Option<HashKey>,
+    route_headers: Option<Arc<Headers>>,
+    destination_headers: Option<Arc<Headers>>,
+}
+
+impl Leg {
+    /// A leg to `backend` under a route's `settings`. With a fault on the route, the route's
+    /// timeout and retries do not apply (as in Istio), nor the backend's.
+    pub(crate) fn new(backend: Arc<Backend>, settings: RouteSettings) -> Self {
+        let mut policy = backend.policy.clone();
+        if settings.fault.is_some() {
+            policy.timeout = None;
+            policy.retries.attempts = 0;
+        } else {
+            if let Some(timeout) = settings.timeout {
+                policy.timeout = timeout;
+            }
+            if let Some(r) = &settings.retries {
+                policy.retries.attempts = r.attempts;
+                if r.per_try_timeout.is_some() {
+                    policy.retries.per_try_timeout = r.per_try_timeout;
+                }
+                if let Some(on) = &r.retry_on {
+                    policy.retries.retry_on = on.clone();
+                }
+            }
+        }
+        let name = backend.name.clone();
+        let stack = ServiceBuilder::new()
+            .layer(LocalReplyLayer::new())
+            .layer(FaultLayer::new(name.clone(), settings.fault))
+            .layer(settings.mirror)
+            .layer(TimeoutLayer::request(name.clone(), policy.timeout))
+            .layer(RetryLayer::new(name.clone(), policy.retries.clone()))
+            .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
+            .service(backend.balance.clone());
+        let hash = match &backend.policy.load_balancer {
+            LoadBalancer::ConsistentHash(ch) => Some(ch.key.clone()),
+            _ => None,
+        };
+        Self {
+            backend,
+            stack,
+            hash,
+            route_headers: settings.route_headers,
+            destination_headers: settings.destination_headers,
+        }
+    }
+
+    /// The stack alone, for mirrors (no header operations or hashing).
+    pub(crate) fn stack(&self) -> LegStack {
+        self.stack.clone()
+    }
+
+    /// Sends `req` down this leg.
+    pub(crate) fn call(&self, mut req: Request<RequestBody>) -> LegFuture {
+        for headers in [&self.route_headers, &self.destination_headers]
+            .into_iter()
+            .flatten()
+        {
+            headers.request.apply(req.headers_mut());
+        }
+        let mut set_cookie = None;
+        if let Some(key) = &self.hash {
+            let source = req.extensions().get::<SourceAddr>().map(|s| s.0);
+            match request_hash(key, req.uri(), req.headers(), source, rand::random()) {
+                HashInput::Hash(hash) => {
+                    req.extensions_mut().insert(RequestHash(hash));
+                }
+                HashInput::NewCookie {
+                    hash,
+                    set_cookie: cookie,
+                } => {
+                    req.extensions_mut().insert(RequestHash(hash));
+                    set_cookie = Some(cookie);
+                }
+                HashInput::None => {}
+            }
+        }
+        let needs_response_work = set_cookie.is_some()
+            || [&self.route_headers, &self.destination_headers]
+                .into_iter()
+                .flatten()
+                .any(|h| !h.response.is_empty());
+        let after = needs_response_work.then(|| {
+            Box::new(After {
+                route_headers: self.route_headers.clone(),
+                destination_headers: self.destination_headers.clone(),
+                set_cookie,
+            })
+        });
+        let mut stack = self.stack.clone();
+        // Every layer of the stack is always ready.
+        LegFuture {
+            inner: stack.call(req),
+            after,
+        }
+    }
+}
+
+/// Response work a leg does after the stack answers.
+struct After {
+    route_headers: Option<Arc<Headers>>,
+    destination_headers: Option<Arc<Headers>>,
+    set_cookie: Option<HeaderValue>,
+}
+
+impl After {
+    fn apply(self, response: &mut Response<ResponseBody>) {
+        for headers in [&self.route_headers, &self.destination_headers]
+            .into_iter()
+            .flatten()
+        {
+            headers.response.apply(response.headers_mut());
+        }
+        if let Some(cookie) = self.set_cookie {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of a leg.
+    pub(crate) struct LegFuture {
+        #[pin]
+        inner: LocalReplyFuture<<Inner as Service<Request<RequestBody>>>::Future>,
+        after: Option<Box<After>>,
+    }
+}
+
+impl Future for LegFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(mut response) = ready!(this.inner.poll(cx));
+        if let Some(after) = this.after.take() {
+            after.apply(&mut response);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
