@@ -215,3 +215,92 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::route::{AbortStatus, FaultAbort, FaultDelay, Percentage};
+    use tokio::time::Instant;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+
+    fn ok_service() -> impl tower_service::Service<
+        Request<()>,
+        Response = Response<ResponseBody>,
+        Error = MeshError,
+        Future = impl Future<Output = Result<Response<ResponseBody>, MeshError>> + Send,
+    > + Clone {
+        service_fn(|_req: Request<()>| async { Ok(Response::new(ResponseBody::local("ok"))) })
+    }
+
+    fn delay(secs: u64) -> FaultDelay {
+        FaultDelay {
+            fixed: Duration::from_secs(secs),
+            percentage: Percentage::ALL,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_then_forward_marks_the_response() {
+        let fault = Fault {
+            delay: Some(delay(7)),
+            abort: None,
+        };
+        let svc = FaultLayer::new("ratings:9080", Some(fault)).layer(ok_service());
+        let start = Instant::now();
+        let response = svc.oneshot(Request::new(())).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(7));
+        assert_eq!(
+            response.extensions().get::<FaultDelayed>(),
+            Some(&FaultDelayed(Duration::from_secs(7)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn abort_answers_without_calling_inner() {
+        let fault = Fault {
+            delay: None,
+            abort: Some(FaultAbort {
+                status: AbortStatus::Http(500),
+                percentage: Percentage::ALL,
+            }),
+        };
+        let inner = service_fn(|_req: Request<()>| async {
+            Err::<Response<ResponseBody>, _>(MeshError::BadRequest {
+                reason: "inner called".into(),
+            })
+        });
+        let svc = FaultLayer::new("ratings:9080", Some(fault)).layer(inner);
+        let error = svc.oneshot(Request::new(())).await.unwrap_err();
+        assert_eq!(error.response_flag(), "FI");
+        assert_eq!(error.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(error.to_string().contains("fault filter abort"), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_and_abort_delays_then_aborts() {
+        let fault = Fault {
+            delay: Some(delay(2)),
+            abort: Some(FaultAbort {
+                status: AbortStatus::Grpc(14),
+                percentage: Percentage::ALL,
+            }),
+        };
+        let svc = FaultLayer::new("ratings:9080", Some(fault)).layer(ok_service());
+        let start = Instant::now();
+        let error = svc.oneshot(Request::new(())).await.unwrap_err();
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        assert_eq!(error.status(), http::StatusCode::OK);
+        let reply = crate::local_reply::local_reply(error);
+        assert_eq!(reply.headers()["grpc-status"], "14");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_fault_passes_through() {
+        let svc = FaultLayer::new("ratings:9080", None).layer(ok_service());
+        let start = Instant::now();
+        let response = svc.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(response.extensions().get::<FaultDelayed>().is_none());
+    }
+}

@@ -211,3 +211,86 @@ where
         self.inner.call(req)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<String>>>;
+
+    /// A shadow that records the `Host` it was sent to, then answers after `pause`.
+    fn recording_shadow(seen: Seen, pause: Duration) -> Shadow {
+        let service = service_fn(move |req: Request<RequestBody>| {
+            let seen = seen.clone();
+            async move {
+                let host = req.headers()[header::HOST]
+                    .to_str()
+                    .unwrap_or("")
+                    .to_owned();
+                seen.lock().unwrap().push(host);
+                tokio::time::sleep(pause).await;
+                Ok::<_, Infallible>(Response::new(ResponseBody::local("shadow")))
+            }
+        });
+        Shadow::new("reviews-v2", service, Percentage::ALL, 2)
+    }
+
+    fn primary() -> impl Service<
+        Request<RequestBody>,
+        Response = Response<ResponseBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ResponseBody>, Infallible>> + Send,
+    > + Clone {
+        service_fn(|_req: Request<RequestBody>| async {
+            Ok::<_, Infallible>(Response::new(ResponseBody::local("primary")))
+        })
+    }
+
+    fn get(uri: &str) -> Request<RequestBody> {
+        Request::get(uri).body(RequestBody::empty()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copies_go_to_the_shadow_authority_and_are_bounded() {
+        let seen = Seen::default();
+        let layer = MirrorLayer::new(vec![recording_shadow(seen.clone(), Duration::from_secs(1))]);
+        let svc = tower_layer::Layer::layer(&layer, primary());
+        for _ in 0..5 {
+            let response = svc
+                .clone()
+                .oneshot(get("http://reviews:9080/reviews/1"))
+                .await
+                .unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "primary");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Two permits: the other three copies were skipped while the first two waited.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["reviews-shadow:9080", "reviews-shadow:9080"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streaming_bodies_are_not_mirrored() {
+        let seen = Seen::default();
+        let layer = MirrorLayer::new(vec![recording_shadow(seen.clone(), Duration::ZERO)]);
+        let svc = tower_layer::Layer::layer(&layer, primary());
+        let body = RequestBody::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+            [Ok::<_, Infallible>(http_body::Frame::data(
+                bytes::Bytes::from_static(b"x"),
+            ))],
+        )));
+        let req = Request::post("http://reviews:9080/").body(body).unwrap();
+        svc.oneshot(req).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(seen.lock().unwrap().is_empty());
+    }
+}
