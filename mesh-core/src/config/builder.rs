@@ -135,6 +135,33 @@ impl PolicyOverrides {
         self.budget_window = Some(b.window);
     }
 
+    /// These overrides with every field that `top` sets replaced by `top`'s.
+    pub(crate) fn overlay(&self, top: &PolicyOverrides) -> PolicyOverrides {
+        fn pick<T: Clone>(top: &Option<T>, below: &Option<T>) -> Option<T> {
+            top.clone().or_else(|| below.clone())
+        }
+        PolicyOverrides {
+            load_balancer: pick(&top.load_balancer, &self.load_balancer),
+            peak_ewma_decay: pick(&top.peak_ewma_decay, &self.peak_ewma_decay),
+            peak_ewma_default_rtt: pick(&top.peak_ewma_default_rtt, &self.peak_ewma_default_rtt),
+            timeout: pick(&top.timeout, &self.timeout),
+            connect_timeout: pick(&top.connect_timeout, &self.connect_timeout),
+            protocol: pick(&top.protocol, &self.protocol),
+            attempts: pick(&top.attempts, &self.attempts),
+            per_try_timeout: pick(&top.per_try_timeout, &self.per_try_timeout),
+            retry_on: pick(&top.retry_on, &self.retry_on),
+            retry_non_idempotent: pick(&top.retry_non_idempotent, &self.retry_non_idempotent),
+            backoff_base: pick(&top.backoff_base, &self.backoff_base),
+            backoff_max: pick(&top.backoff_max, &self.backoff_max),
+            budget_ratio: pick(&top.budget_ratio, &self.budget_ratio),
+            budget_min_per_second: pick(&top.budget_min_per_second, &self.budget_min_per_second),
+            budget_window: pick(&top.budget_window, &self.budget_window),
+            consistent_hash: pick(&top.consistent_hash, &self.consistent_hash),
+            connection_pool: pick(&top.connection_pool, &self.connection_pool),
+            outlier_detection: pick(&top.outlier_detection, &self.outlier_detection),
+        }
+    }
+
     /// `base` with the fields set here replaced. Peak-EWMA parameters apply only when the
     /// resulting balancer is `PEAK_EWMA`; they start from `base`'s when it was one too.
     pub(crate) fn apply(&self, base: &TrafficPolicy) -> TrafficPolicy {
@@ -282,6 +309,28 @@ macro_rules! policy_setters {
         /// Sets the retry budget.
         pub fn retry_budget(mut self, budget: RetryBudgetConfig) -> Self {
             self.$field.set_budget(budget);
+            self
+        }
+
+        /// Sets Istio's `connectionPool` limits as a whole; a pool's `connect_timeout`, when
+        /// set, is also the policy's connect timeout.
+        pub fn connection_pool(mut self, pool: ConnectionPool) -> Self {
+            if let Some(t) = pool.connect_timeout {
+                self.$field.connect_timeout = Some(t);
+            }
+            self.$field.connection_pool = Some(pool);
+            self
+        }
+
+        /// Turns on outlier detection (Istio's `outlierDetection`) with these settings.
+        pub fn outlier_detection(mut self, outlier: OutlierDetection) -> Self {
+            self.$field.outlier_detection = Some(Some(outlier));
+            self
+        }
+
+        /// Turns outlier detection off, whatever would be inherited.
+        pub fn no_outlier_detection(mut self) -> Self {
+            self.$field.outlier_detection = Some(None);
             self
         }
     };

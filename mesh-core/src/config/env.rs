@@ -10,7 +10,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first; the variables below override it. |
+//! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first: mesh's own document and/or Istio VirtualService and DestinationRule documents (several, separated by `---`, in YAML); the variables below override it. |
 //! | `MESH_SERVICE` | `unknown` | The service (canonical name) this workload belongs to. |
 //! | `MESH_NAMESPACE` | `POD_NAMESPACE`, else the resolv.conf search list, else `default` | The workload's namespace; overrides `POD_NAMESPACE`. |
 //! | `POD_NAMESPACE` | resolv.conf search list, else `default` | The workload's namespace, from the Downward API (`metadata.namespace`). |
@@ -57,7 +57,7 @@ use super::{ConfigError, MeshConfig};
 pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "MESH_CONFIG",
-        "path of a YAML, TOML or JSON config file read before the variables",
+        "path of a YAML, TOML or JSON config file (mesh's own document and/or Istio documents) read before the variables",
     ),
     ("MESH_SERVICE", "the service this workload belongs to"),
     (

@@ -1,36 +1,110 @@
 //! Reading a [`MeshConfig`](super::MeshConfig) from YAML, TOML or JSON.
 //!
-//! A file is read in two passes. Serde reads it into "raw" structs whose fields are all
-//! optional and whose unknown fields are errors; `serde_path_to_error` supplies the path of
-//! any type error. A second pass turns raw values (durations, names, addresses) into the model,
-//! naming the path of any bad value, and [`MeshConfig::validate`](super::MeshConfig::validate)
+//! A file holds mesh's own document, Istio's documents, or both. JSON and TOML files hold one
+//! document; a YAML file may hold several, separated by `---`, of which at most one is mesh's
+//! own. A document with a `kind` (or an `apiVersion`) is a Kubernetes document, read as
+//! Istio's (see below); one without is mesh's own. Mesh's own document is applied first,
+//! wherever it stands, then Istio's documents in order.
+//!
+//! # Mesh's own document
+//!
+//! It is read in two passes. Serde reads it into "raw" structs whose fields are all optional
+//! and whose unknown fields are errors; `serde_path_to_error` supplies the path of any type
+//! error. A second pass turns raw values (durations, names, addresses) into the model, naming
+//! the path of any bad value, and [`MeshConfig::validate`](super::MeshConfig::validate)
 //! checks the rules that span fields.
 //!
-//! The file's keys are camelCase; durations are strings in Istio's form (`500ms`, `1m30s`):
+//! The file's keys are camelCase; durations are strings in Istio's form (`500ms`, `1m30s`).
+//! `loadBalancer`, `connectionPool` and `outlierDetection` take the shapes and field names
+//! of Istio's DestinationRule (fields mesh does not implement are errors here):
 //!
 //! ```yaml
 //! workload: {service: productpage, namespace: default}
 //! discovery: {nameservers: ["10.96.0.10"], minTtl: 1s, maxTtl: 60s, nxdomain: {action: keep, grace: 60s}}
 //! defaults:
-//!   loadBalancer: LEAST_REQUEST      # or {simple: LEAST_REQUEST}; PEAK_EWMA takes peakEwma: {decay, defaultRtt}
+//!   loadBalancer: LEAST_REQUEST      # or {simple: LEAST_REQUEST}, or {consistentHash: {...}};
+//!                                    # PEAK_EWMA takes peakEwma: {decay, defaultRtt}
 //!   timeout: 15s                     # 0s disables
 //!   retries: {attempts: 2, retryOn: "5xx,connect-failure", budget: {percent: 20}}
 //! destinations:
 //!   - host: reviews
 //!     port: 9080
 //!     retries: {attempts: 3}         # merged field by field with the defaults' retries
+//!     loadBalancer: {consistentHash: {httpHeaderName: end-user, maglev: {tableSize: 65537}}}
+//!     connectionPool: {tcp: {maxConnections: 100, connectTimeout: 2s}, http: {http2MaxRequests: 1000}}
+//!     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+//!     subsets:                       # each inherits the destination's policy, field by field
+//!       - {name: v1, labels: {version: v1}}              # endpoints: DNS name reviews-v1
+//!       - {name: v2, host: reviews-canary, timeout: 1s}  # or endpoints: ["10.0.0.7:9080"]
+//! ```
+//!
+//! # Istio's documents
+//!
+//! `networking.istio.io` VirtualService and DestinationRule, API versions `v1`, `v1beta1` or
+//! `v1alpha3`. A VirtualService becomes one of the config's `virtual_services`; a
+//! DestinationRule is laid over the destination of the same host (and over, or into, one
+//! destination per port of its `portLevelSettings`). Invalid values are errors that name the
+//! document and the path; fields mesh does not implement, and unknown fields, are warnings in
+//! [`MeshConfig::warnings`](super::MeshConfig::warnings) and the document still applies.
+//! Other kinds are ignored with a warning.
+//!
+//! ```
+//! use mesh_core::config::{Format, LoadBalancer, MeshConfig};
+//!
+//! let text = r#"
+//! workload: {service: productpage, namespace: bookinfo}
+//! ---
+//! apiVersion: networking.istio.io/v1
+//! kind: VirtualService
+//! metadata: {name: reviews}
+//! spec:
+//!   hosts: [reviews]
+//!   http:
+//!   - match: [{headers: {end-user: {exact: jason}}}]
+//!     route: [{destination: {host: reviews, subset: v2}}]
+//!     corsPolicy: {allowOrigins: [{exact: "*"}]}
+//!   - route:
+//!     - {destination: {host: reviews, subset: v1}, weight: 80}
+//!     - {destination: {host: reviews, subset: v3}, weight: 20}
+//! ---
+//! apiVersion: networking.istio.io/v1
+//! kind: DestinationRule
+//! metadata: {name: reviews}
+//! spec:
+//!   host: reviews
+//!   trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+//!   subsets:
+//!   - {name: v1, labels: {version: v1}}
+//!   - {name: v2, labels: {version: v2}}
+//!   - {name: v3, labels: {version: v3}}
+//! "#;
+//! let config = MeshConfig::from_str(text, Format::Yaml)?;
+//! assert_eq!(config.virtual_services[0].http.len(), 2);
+//! let reviews = &config.destinations[0];
+//! assert_eq!(reviews.policy.load_balancer, LoadBalancer::RoundRobin);
+//! assert_eq!(reviews.subsets.len(), 3);
+//! assert_eq!(
+//!     config.warnings[0].to_string(),
+//!     "VirtualService reviews: spec.http[0].corsPolicy: CORS is not implemented; ignored"
+//! );
+//! # Ok::<(), mesh_core::ConfigError>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_saphyr::MessageFormatter as _;
 
-use super::builder::{DestinationBuilder, MeshConfigBuilder, PolicyOverrides};
+use super::builder::{DestinationBuilder, MeshConfigBuilder, PolicyOverrides, SubsetBuilder};
+use super::istio::{
+    self, policy,
+    walk::{Node, Walker},
+};
 use super::values::{self, LbKind, NxAction, at};
-use super::{ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, Workload};
+use super::{ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, SubsetEndpoints, Workload};
 
 /// A configuration file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,31 +172,124 @@ pub(crate) fn builder_from_file(
     builder_from_str(&text, format, base).map_err(|e| e.in_file(path))
 }
 
-/// Lays config text over `base`.
+/// Lays config text over `base`: mesh's own document first (whatever its place in the
+/// file), then Istio's documents in order, so that a DestinationRule lays over the
+/// destination of the same host.
 pub(crate) fn builder_from_str(
     text: &str,
     format: Format,
     base: MeshConfigBuilder,
 ) -> Result<MeshConfigBuilder, ConfigError> {
     let mut builder = base;
-    match read_document(text, format)? {
-        Document::Mesh(mesh) => mesh.apply(&mut builder)?,
+    let mut mesh: Option<(usize, Box<RawMesh>)> = None;
+    let mut kubernetes = Vec::new();
+    for (i, document) in read_documents(text, format)?.into_iter().enumerate() {
+        match document {
+            Document::Mesh(raw) => {
+                if let Some((first, _)) = &mesh {
+                    return Err(ConfigError::invalid(
+                        format!("documents[{i}]"),
+                        "a document without kind",
+                        format!(
+                            "a file holds at most one mesh document (one without kind); documents[{first}] is one"
+                        ),
+                    ));
+                }
+                mesh = Some((i, raw));
+            }
+            Document::Kubernetes(value) => kubernetes.push((i, value)),
+        }
+    }
+    if let Some((_, raw)) = mesh {
+        raw.apply(&mut builder)?;
+    }
+    for (i, value) in kubernetes {
+        istio::apply_document(&value, &format!("documents[{i}]"), &mut builder)?;
     }
     Ok(builder)
 }
 
 /// One document of a configuration file.
-///
-/// Only mesh's own (`kind`-less) document exists today; Istio's VirtualService and
-/// DestinationRule documents will be further variants, told apart by their `kind` before
-/// being read into their own raw structs, and applied to the same builder.
 enum Document {
-    /// Mesh's own settings.
-    Mesh(RawMesh),
+    /// Mesh's own settings (a document without `kind` or `apiVersion`).
+    Mesh(Box<RawMesh>),
+    /// A Kubernetes-style document (Istio's VirtualService, DestinationRule, ...).
+    Kubernetes(serde_json::Value),
 }
 
-fn read_document(text: &str, format: Format) -> Result<Document, ConfigError> {
-    deserialize(text, format).map(Document::Mesh)
+/// The documents of a file: YAML may hold several, separated by `---`; JSON and TOML hold one.
+fn read_documents(text: &str, format: Format) -> Result<Vec<Document>, ConfigError> {
+    match format {
+        Format::Yaml => {
+            let mut documents = Vec::new();
+            for piece in yaml_documents(text) {
+                let value: serde_json::Value = deserialize(&piece, format)?;
+                if !value.is_null() {
+                    documents.push(document(&piece, format, value)?);
+                }
+            }
+            Ok(documents)
+        }
+        Format::Json | Format::Toml => {
+            let value: serde_json::Value = deserialize(text, format)?;
+            Ok(vec![document(text, format, value)?])
+        }
+    }
+}
+
+/// Tells a document by its `kind`; mesh's own is read again into its raw structs, so that
+/// errors keep the parser's line numbers and unknown fields are errors.
+fn document(text: &str, format: Format, value: serde_json::Value) -> Result<Document, ConfigError> {
+    if istio::is_kubernetes(&value) {
+        Ok(Document::Kubernetes(value))
+    } else {
+        deserialize(text, format).map(|raw| Document::Mesh(Box::new(raw)))
+    }
+}
+
+/// Splits YAML text into its documents, each preceded by as many empty lines as precede it
+/// in `text`, so that line numbers in errors are those of the whole text.
+///
+/// A document marker (`---` or `...` at the start of a line, followed by a space or the
+/// line's end) can never be part of a YAML value, so cutting at markers is exact.
+fn yaml_documents(text: &str) -> Vec<String> {
+    fn marker(line: &str, m: &str) -> bool {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    }
+    let piece = |line: usize, start: usize, end: usize| {
+        let mut s = "\n".repeat(line);
+        s.push_str(text.get(start..end).unwrap_or_default());
+        s
+    };
+    let mut pieces = Vec::new();
+    let (mut start, mut start_line) = (0, 0);
+    // Whether the current piece has begun a document (directives and comments do not).
+    let mut begun = false;
+    let mut offset = 0;
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if marker(bare, "---") {
+            if begun {
+                pieces.push(piece(start_line, start, offset));
+                (start, start_line) = (offset, line_no);
+            }
+            begun = true;
+        } else if marker(bare, "...") {
+            let end = offset + line.len();
+            pieces.push(piece(start_line, start, end));
+            (start, start_line) = (end, line_no + 1);
+            begun = false;
+        } else if !begun {
+            let t = bare.trim_start();
+            begun = !(t.is_empty() || t.starts_with('#') || bare.starts_with('%'));
+        }
+        offset += line.len();
+    }
+    if start < text.len() {
+        pieces.push(piece(start_line, start, text.len()));
+    }
+    pieces
 }
 
 /// Reads `text` into `T`, naming the path (and line, where the format gives one) of errors.
@@ -132,6 +299,9 @@ fn deserialize<T: DeserializeOwned>(text: &str, format: Format) -> Result<T, Con
             let mut options = serde_saphyr::Options::default();
             options.with_snippet = false;
             options.strict_booleans = true;
+            // `.nan` and `.inf` where any type goes (a generic tree, a duration) are read as
+            // the text they are, so that the error quotes them; f64 fields still take them.
+            options.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::AsString;
             let mut path = String::new();
             serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
                 serde_path_to_error::deserialize(de).map_err(|e| {
@@ -304,43 +474,6 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// A load balancer as a name (`ROUND_ROBIN`) or Istio's DestinationRule shape
-/// (`{simple: ROUND_ROBIN}`).
-#[derive(Debug)]
-enum RawLoadBalancer {
-    Name(String),
-    Simple(Option<String>),
-}
-
-impl<'de> Deserialize<'de> for RawLoadBalancer {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LbVisitor;
-        impl<'de> Visitor<'de> for LbVisitor {
-            type Value = RawLoadBalancer;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a load balancer name such as ROUND_ROBIN, or {simple: NAME}")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawLoadBalancer::Name(v.to_owned()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut simple = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key != "simple" {
-                        return Err(de::Error::unknown_field(&key, &["simple"]));
-                    }
-                    if simple.is_some() {
-                        return Err(de::Error::duplicate_field("simple"));
-                    }
-                    simple = Some(map.next_value::<String>()?);
-                }
-                Ok(RawLoadBalancer::Simple(simple))
-            }
-        }
-        deserializer.deserialize_any(LbVisitor)
-    }
-}
-
 /// Mesh's own document.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -384,12 +517,14 @@ struct RawNxDomain {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawPolicy {
-    load_balancer: Option<RawLoadBalancer>,
+    load_balancer: Option<serde_json::Value>,
     peak_ewma: Option<RawPeakEwma>,
     timeout: Option<Text>,
     connect_timeout: Option<Text>,
     protocol: Option<String>,
     retries: Option<RawRetries>,
+    connection_pool: Option<serde_json::Value>,
+    outlier_detection: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -433,12 +568,33 @@ struct RawDestination {
     host: Option<String>,
     port: Option<i64>,
     endpoints: Option<Vec<String>>,
-    load_balancer: Option<RawLoadBalancer>,
+    subsets: Option<Vec<RawSubset>>,
+    load_balancer: Option<serde_json::Value>,
     peak_ewma: Option<RawPeakEwma>,
     timeout: Option<Text>,
     connect_timeout: Option<Text>,
     protocol: Option<String>,
     retries: Option<RawRetries>,
+    connection_pool: Option<serde_json::Value>,
+    outlier_detection: Option<serde_json::Value>,
+}
+
+/// A subset of a destination: its own keys plus every [`RawPolicy`] key.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSubset {
+    name: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+    host: Option<String>,
+    endpoints: Option<Vec<String>>,
+    load_balancer: Option<serde_json::Value>,
+    peak_ewma: Option<RawPeakEwma>,
+    timeout: Option<Text>,
+    connect_timeout: Option<Text>,
+    protocol: Option<String>,
+    retries: Option<RawRetries>,
+    connection_pool: Option<serde_json::Value>,
+    outlier_detection: Option<serde_json::Value>,
 }
 
 impl RawMesh {
@@ -559,26 +715,20 @@ impl RawPolicy {
     /// The fields this policy sets; `inherited` is the balancer used when it sets none.
     fn overrides(self, prefix: &str, inherited: LbKind) -> Result<PolicyOverrides, ConfigError> {
         let mut o = PolicyOverrides::default();
+        let mut w = Walker::strict();
         if let Some(lb) = &self.load_balancer {
-            o.load_balancer = Some(match lb {
-                RawLoadBalancer::Name(name) => at(
-                    &format!("{prefix}.loadBalancer"),
-                    name,
-                    values::load_balancer,
-                )?,
-                RawLoadBalancer::Simple(Some(name)) => at(
-                    &format!("{prefix}.loadBalancer.simple"),
-                    name,
-                    values::load_balancer,
-                )?,
-                RawLoadBalancer::Simple(None) => {
-                    return Err(ConfigError::invalid(
-                        format!("{prefix}.loadBalancer"),
-                        "{}",
-                        "expected a name such as ROUND_ROBIN, or {simple: NAME}",
-                    ));
-                }
-            });
+            let node = Node::new(format!("{prefix}.loadBalancer"), lb);
+            if let Some(setting) = policy::load_balancer(node, &mut w)? {
+                setting.apply(&mut o);
+            }
+        }
+        if let Some(pool) = &self.connection_pool {
+            let node = Node::new(format!("{prefix}.connectionPool"), pool);
+            policy::connection_pool(node, &mut w)?.apply(&mut o);
+        }
+        if let Some(outlier) = &self.outlier_detection {
+            let node = Node::new(format!("{prefix}.outlierDetection"), outlier);
+            o.outlier_detection = Some(Some(policy::outlier_detection(node, &mut w)?));
         }
         if let Some(ewma) = self.peak_ewma {
             let kind = o.load_balancer.unwrap_or(inherited);
@@ -700,8 +850,82 @@ impl RawDestination {
             connect_timeout: self.connect_timeout,
             protocol: self.protocol,
             retries: self.retries,
+            connection_pool: self.connection_pool,
+            outlier_detection: self.outlier_detection,
         };
         d.policy = policy.overrides(prefix, inherited)?;
+        let own = d.policy.load_balancer.unwrap_or(inherited);
+        for (i, s) in self.subsets.unwrap_or_default().into_iter().enumerate() {
+            d.subsets
+                .push(s.into_builder(&format!("{prefix}.subsets[{i}]"), own)?);
+        }
         Ok(d)
+    }
+}
+
+impl RawSubset {
+    fn into_builder(self, prefix: &str, inherited: LbKind) -> Result<SubsetBuilder, ConfigError> {
+        let mut s = SubsetBuilder::new(self.name.unwrap_or_default());
+        s.labels = self.labels.unwrap_or_default();
+        s.endpoints = match (self.host, self.endpoints) {
+            (Some(_), Some(endpoints)) => {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.endpoints"),
+                    format!("[{}]", endpoints.join(", ")),
+                    "set either host or endpoints, not both",
+                ));
+            }
+            (Some(host), None) => Some(SubsetEndpoints::Host(host)),
+            (None, Some(endpoints)) => Some(SubsetEndpoints::Static(
+                endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| at(&format!("{prefix}.endpoints[{i}]"), e, values::endpoint))
+                    .collect::<Result<_, _>>()?,
+            )),
+            (None, None) => None,
+        };
+        let policy = RawPolicy {
+            load_balancer: self.load_balancer,
+            peak_ewma: self.peak_ewma,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            protocol: self.protocol,
+            retries: self.retries,
+            connection_pool: self.connection_pool,
+            outlier_detection: self.outlier_detection,
+        };
+        s.policy = policy.overrides(prefix, inherited)?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_keep_their_lines() {
+        let text =
+            "%YAML 1.2\n---\na: 1\n--- # second\nb: 2\n...\n# a comment\nc: 3\n---\n---   \n";
+        let pieces = yaml_documents(text);
+        assert_eq!(
+            pieces,
+            [
+                "%YAML 1.2\n---\na: 1\n",
+                "\n\n\n--- # second\nb: 2\n...\n",
+                "\n\n\n\n\n\n# a comment\nc: 3\n",
+                "\n\n\n\n\n\n\n\n---\n",
+                "\n\n\n\n\n\n\n\n\n---   \n",
+            ]
+        );
+        // Markers only count at the start of a line, followed by a space or the end.
+        assert_eq!(
+            yaml_documents("a: ---\n ---\nb: '---x'\n---x: 1\n").len(),
+            1
+        );
+        assert!(yaml_documents("").is_empty());
+        assert_eq!(yaml_documents("a: 1").len(), 1);
+        assert_eq!(yaml_documents("a: 1\r\n---\r\nb: 2\r\n").len(), 2);
     }
 }

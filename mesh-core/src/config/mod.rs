@@ -20,6 +20,7 @@ mod builder;
 pub mod env;
 mod error;
 mod file;
+mod istio;
 #[cfg(test)]
 mod tests;
 mod validate;

@@ -304,8 +304,13 @@ fn bad_yaml_values_name_path_and_value() {
         ),
         (
             "defaults: {loadBalancer: {simple: RANDOM, consistentHash: {}}}",
-            "defaults.loadBalancer.consistentHash",
-            &["unknown field \"consistentHash\""],
+            "defaults.loadBalancer",
+            &["set either simple or consistentHash, not both"],
+        ),
+        (
+            "defaults: {loadBalancer: {simple: RANDOM, hash: {}}}",
+            "defaults.loadBalancer.hash",
+            &["unknown field \"hash\"", "`consistentHash`"],
         ),
         (
             "defaults: {timeout: 5}",
@@ -475,7 +480,12 @@ fn bad_yaml_values_name_path_and_value() {
             "workload.trustDomain",
             &["\"a b\""],
         ),
-        ("kind: VirtualService", "kind", &["unknown field \"kind\""]),
+        (
+            "kind: VirtualService",
+            "VirtualService documents[0]: apiVersion",
+            &["networking.istio.io/v1"],
+        ),
+        ("kynd: VirtualService", "kynd", &["unknown field \"kynd\""]),
         ("defaults: {timeout: [1]}", "defaults.timeout", &["line 1"]),
         (
             "defaults: {retries: {retryNonIdempotent: yes}}",

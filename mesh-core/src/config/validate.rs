@@ -6,9 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::istio::policy::{MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use super::{
-    ConfigError, DestinationConfig, DiscoveryConfig, LoadBalancer, MeshConfig, TrafficPolicy,
-    Workload,
+    ConfigError, DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
+    SubsetEndpoints, TrafficPolicy, Workload,
 };
 use crate::duration::format_duration;
 
@@ -114,13 +115,107 @@ fn validate_destination(prefix: &str, d: &DestinationConfig) -> Result<(), Confi
             check_addr(&format!("{prefix}.endpoints[{i}]"), addr)?;
         }
     }
-    validate_policy(prefix, &d.policy)
+    validate_policy(prefix, &d.policy)?;
+    for (i, s) in d.subsets.iter().enumerate() {
+        let prefix = format!("{prefix}.subsets[{i}]");
+        check(&format!("{prefix}.name"), &s.name, dns_label)?;
+        if let Some(first) = d.subsets[..i].iter().position(|o| o.name == s.name) {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.name"),
+                &s.name,
+                format!("duplicate subset name: same as subsets[{first}]"),
+            ));
+        }
+        match &s.endpoints {
+            SubsetEndpoints::Host(h) => check(&format!("{prefix}.host"), h, host)?,
+            SubsetEndpoints::Static(endpoints) => {
+                if endpoints.is_empty() {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.endpoints"),
+                        "[]",
+                        "must list at least one endpoint (leave it out to use DNS)",
+                    ));
+                }
+                for (j, addr) in endpoints.iter().enumerate() {
+                    check_addr(&format!("{prefix}.endpoints[{j}]"), addr)?;
+                }
+            }
+        }
+        validate_policy(&prefix, &s.policy)?;
+    }
+    Ok(())
 }
 
 fn validate_policy(prefix: &str, p: &TrafficPolicy) -> Result<(), ConfigError> {
     if let LoadBalancer::PeakEwma(ewma) = &p.load_balancer {
         positive(&format!("{prefix}.peakEwma.decay"), ewma.decay)?;
         positive(&format!("{prefix}.peakEwma.defaultRtt"), ewma.default_rtt)?;
+    }
+    if let LoadBalancer::ConsistentHash(hash) = &p.load_balancer {
+        let prefix = format!("{prefix}.loadBalancer.consistentHash");
+        match hash.table {
+            HashTable::Ring { minimum_size } => {
+                if !(1..=MAX_RING_SIZE).contains(&minimum_size) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.ringHash.minimumRingSize"),
+                        minimum_size,
+                        format!("must be between 1 and {MAX_RING_SIZE}"),
+                    ));
+                }
+            }
+            HashTable::Maglev { table_size } => {
+                if table_size > MAX_MAGLEV_TABLE_SIZE || !is_prime(table_size) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.maglev.tableSize"),
+                        table_size,
+                        format!(
+                            "must be a prime number up to {MAX_MAGLEV_TABLE_SIZE} (such as 65537)"
+                        ),
+                    ));
+                }
+            }
+        }
+        match &hash.key {
+            HashKey::Cookie(cookie) if cookie.name.is_empty() => {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.httpCookie.name"),
+                    "",
+                    "must not be empty",
+                ));
+            }
+            HashKey::QueryParameter(name) if name.is_empty() => {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.httpQueryParameterName"),
+                    "",
+                    "must not be empty",
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(t) = p.connection_pool.connect_timeout {
+        positive(&format!("{prefix}.connectionPool.tcp.connectTimeout"), t)?;
+    }
+    if let Some(o) = &p.outlier_detection {
+        let prefix = format!("{prefix}.outlierDetection");
+        for (field, value) in [
+            ("maxEjectionPercent", o.max_ejection_percent),
+            ("minHealthPercent", o.min_health_percent),
+        ] {
+            if let Some(v) = value.filter(|v| *v > 100) {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.{field}"),
+                    v,
+                    "must be between 0 and 100",
+                ));
+            }
+        }
+        if let Some(t) = o.interval {
+            positive(&format!("{prefix}.interval"), t)?;
+        }
+        if let Some(t) = o.base_ejection_time {
+            positive(&format!("{prefix}.baseEjectionTime"), t)?;
+        }
     }
     if p.timeout == Some(Duration::ZERO) {
         return Err(ConfigError::invalid(
@@ -191,7 +286,7 @@ fn check(path: &str, value: &str, rule: fn(&str) -> Result<(), String>) -> Resul
 }
 
 /// An RFC 1123 label, lowercase, as Kubernetes names namespaces and services.
-fn dns_label(s: &str) -> Result<(), String> {
+pub(crate) fn dns_label(s: &str) -> Result<(), String> {
     label(s, false).map_err(|e| format!("must be a DNS label: {e}"))
 }
 
@@ -533,6 +628,204 @@ mod tests {
             assert!(e.starts_with(&format!("{path}: ")), "{path}: {e}");
             assert!(e.contains(detail), "{detail}: {e}");
         }
+    }
+
+    #[test]
+    fn subsets_and_traffic_settings_name_their_path() {
+        use crate::config::{
+            ConnectionPool, ConsistentHash, HashCookie, HashKey, HashTable, OutlierDetection,
+            Subset, SubsetEndpoints,
+        };
+        fn subset(name: &str) -> Subset {
+            Subset {
+                name: name.to_owned(),
+                labels: Default::default(),
+                endpoints: SubsetEndpoints::Host(format!("reviews-{name}")),
+                policy: TrafficPolicy::default(),
+            }
+        }
+        fn hash(key: HashKey, table: HashTable) -> LoadBalancer {
+            LoadBalancer::ConsistentHash(ConsistentHash { key, table })
+        }
+        type Change = fn(&mut MeshConfig);
+        let cases: Vec<(Change, &str, &str)> = vec![
+            (
+                |c| c.destinations[0].subsets.push(subset("")),
+                "destinations[0].subsets[0].name",
+                "\"\": must be a DNS label",
+            ),
+            (
+                |c| c.destinations[0].subsets = vec![subset("v1"), subset("V2")],
+                "destinations[0].subsets[1].name",
+                "\"V2\"",
+            ),
+            (
+                |c| c.destinations[0].subsets = vec![subset("v1"), subset("v2"), subset("v1")],
+                "destinations[0].subsets[2].name",
+                "duplicate subset name: same as subsets[0]",
+            ),
+            (
+                |c| {
+                    let mut s = subset("v1");
+                    s.endpoints = SubsetEndpoints::Static(Vec::new());
+                    c.destinations[0].subsets.push(s);
+                },
+                "destinations[0].subsets[0].endpoints",
+                "\"[]\"",
+            ),
+            (
+                |c| {
+                    let mut s = subset("v1");
+                    s.endpoints = SubsetEndpoints::Static(vec!["127.0.0.1:0".parse().unwrap()]);
+                    c.destinations[0].subsets.push(s);
+                },
+                "destinations[0].subsets[0].endpoints[0]",
+                "\"127.0.0.1:0\"",
+            ),
+            (
+                |c| {
+                    let mut s = subset("v1");
+                    s.endpoints = SubsetEndpoints::Host("Reviews-V1".to_owned());
+                    c.destinations[0].subsets.push(s);
+                },
+                "destinations[0].subsets[0].host",
+                "\"Reviews-V1\"",
+            ),
+            (
+                |c| {
+                    let mut s = subset("v1");
+                    s.policy.retries.attempts = 1000;
+                    c.destinations[0].subsets.push(s);
+                },
+                "destinations[0].subsets[0].retries.attempts",
+                "\"1000\"",
+            ),
+            (
+                |c| {
+                    c.defaults.load_balancer =
+                        hash(HashKey::SourceIp, HashTable::Maglev { table_size: 65536 })
+                },
+                "defaults.loadBalancer.consistentHash.maglev.tableSize",
+                "\"65536\": must be a prime number",
+            ),
+            (
+                |c| {
+                    c.defaults.load_balancer = hash(
+                        HashKey::SourceIp,
+                        HashTable::Maglev {
+                            table_size: 5_000_077,
+                        },
+                    )
+                },
+                "defaults.loadBalancer.consistentHash.maglev.tableSize",
+                "\"5000077\"",
+            ),
+            (
+                |c| {
+                    c.destinations[0].policy.load_balancer =
+                        hash(HashKey::SourceIp, HashTable::Ring { minimum_size: 0 })
+                },
+                "destinations[0].loadBalancer.consistentHash.ringHash.minimumRingSize",
+                "\"0\": must be between 1 and 8388608",
+            ),
+            (
+                |c| {
+                    c.defaults.load_balancer = hash(
+                        HashKey::SourceIp,
+                        HashTable::Ring {
+                            minimum_size: 1 << 24,
+                        },
+                    )
+                },
+                "defaults.loadBalancer.consistentHash.ringHash.minimumRingSize",
+                "\"16777216\"",
+            ),
+            (
+                |c| {
+                    c.defaults.load_balancer = hash(
+                        HashKey::Cookie(HashCookie {
+                            name: String::new(),
+                            path: None,
+                            ttl: None,
+                        }),
+                        HashTable::default(),
+                    )
+                },
+                "defaults.loadBalancer.consistentHash.httpCookie.name",
+                "must not be empty",
+            ),
+            (
+                |c| {
+                    c.defaults.load_balancer =
+                        hash(HashKey::QueryParameter(String::new()), HashTable::default())
+                },
+                "defaults.loadBalancer.consistentHash.httpQueryParameterName",
+                "must not be empty",
+            ),
+            (
+                |c| {
+                    c.defaults.connection_pool = ConnectionPool {
+                        connect_timeout: Some(Duration::ZERO),
+                        ..ConnectionPool::default()
+                    }
+                },
+                "defaults.connectionPool.tcp.connectTimeout",
+                "\"0s\"",
+            ),
+            (
+                |c| {
+                    c.defaults.outlier_detection = Some(OutlierDetection {
+                        max_ejection_percent: Some(101),
+                        ..OutlierDetection::default()
+                    })
+                },
+                "defaults.outlierDetection.maxEjectionPercent",
+                "\"101\": must be between 0 and 100",
+            ),
+            (
+                |c| {
+                    let mut s = subset("v1");
+                    s.policy.outlier_detection = Some(OutlierDetection {
+                        min_health_percent: Some(150),
+                        ..OutlierDetection::default()
+                    });
+                    c.destinations[0].subsets.push(s);
+                },
+                "destinations[0].subsets[0].outlierDetection.minHealthPercent",
+                "\"150\"",
+            ),
+            (
+                |c| {
+                    c.destinations[0].policy.outlier_detection = Some(OutlierDetection {
+                        interval: Some(Duration::ZERO),
+                        ..OutlierDetection::default()
+                    })
+                },
+                "destinations[0].outlierDetection.interval",
+                "\"0s\"",
+            ),
+            (
+                |c| {
+                    c.defaults.outlier_detection = Some(OutlierDetection {
+                        base_ejection_time: Some(Duration::ZERO),
+                        ..OutlierDetection::default()
+                    })
+                },
+                "defaults.outlierDetection.baseEjectionTime",
+                "\"0s\"",
+            ),
+        ];
+        for (change, path, detail) in cases {
+            let e = error_of(change);
+            assert!(e.starts_with(&format!("{path}: ")), "{path}: {e}");
+            assert!(e.contains(detail), "{detail}: {e}");
+        }
+
+        let mut c = MeshConfig::default();
+        c.destinations.push(dest("reviews", None));
+        c.destinations[0].subsets = vec![subset("v1"), subset("v2-mysql")];
+        c.defaults.load_balancer = hash(HashKey::SourceIp, HashTable::Maglev { table_size: 65537 });
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -1,0 +1,497 @@
+//! Traffic-policy settings in Istio's shapes (`loadBalancer`, `connectionPool`,
+//! `outlierDetection`, `portLevelSettings`), shared by DestinationRules and mesh's own format.
+
+use http::HeaderName;
+
+use super::walk::{Mode, Node, Obj, Walker, shown};
+use crate::config::builder::PolicyOverrides;
+use crate::config::values::{self, LbKind};
+use crate::config::{
+    ConfigError, ConnectionPool, ConsistentHash, HashCookie, HashKey, HashTable, OutlierDetection,
+    Protocol,
+};
+
+/// The largest ring-hash minimum size Envoy accepts (2^23).
+pub(crate) const MAX_RING_SIZE: u64 = 8_388_608;
+
+/// The largest Maglev table size Envoy accepts (a prime).
+pub(crate) const MAX_MAGLEV_TABLE_SIZE: u64 = 5_000_011;
+
+/// Istio's default Maglev table size.
+const DEFAULT_MAGLEV_TABLE_SIZE: u64 = 65_537;
+
+/// Whether `n` is prime (trial division; `n` is at most a few million here).
+pub(crate) fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n.is_multiple_of(2) {
+        return n == 2;
+    }
+    let mut d = 3;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// A load-balancing algorithm and, for consistent hashing, its parameters.
+#[derive(Clone, Debug)]
+pub(crate) struct LbSetting {
+    pub(crate) kind: LbKind,
+    pub(crate) hash: Option<ConsistentHash>,
+}
+
+impl LbSetting {
+    /// Sets the balancer in `o`.
+    pub(crate) fn apply(self, o: &mut PolicyOverrides) {
+        o.load_balancer = Some(self.kind);
+        if self.hash.is_some() {
+            o.consistent_hash = self.hash;
+        }
+    }
+}
+
+/// Reads `loadBalancer`: `{simple: NAME}` or `{consistentHash: {...}}` (in mesh's own format
+/// also a bare name). `None` when it selects nothing (`simple: UNSPECIFIED`, or only
+/// unimplemented fields).
+pub(crate) fn load_balancer(
+    node: Node<'_>,
+    w: &mut Walker,
+) -> Result<Option<LbSetting>, ConfigError> {
+    let value = node.value;
+    const SHAPES: &str =
+        "expected a name such as ROUND_ROBIN, or {simple: NAME}, or {consistentHash: {...}}";
+    if let Some(name) = value.as_str()
+        && w.mode() == Mode::Strict
+    {
+        let kind = values::load_balancer(name).map_err(|r| w.invalid(&node.path, name, r))?;
+        return Ok(Some(LbSetting { kind, hash: None }));
+    }
+    if !value.is_object() {
+        let reason = match w.mode() {
+            Mode::Strict => SHAPES,
+            Mode::Lenient => "expected {simple: NAME} or {consistentHash: {...}}",
+        };
+        return Err(w.invalid(&node.path, shown(value), reason));
+    }
+    let mut o = node.obj(w)?;
+    let path = o.path().to_owned();
+    let simple = o.field("simple");
+    let hash = o.field("consistentHash");
+    o.unsupported(
+        w,
+        "localityLbSetting",
+        "locality-aware balancing is not implemented; ignored",
+    )?;
+    o.unsupported(
+        w,
+        "warmupDurationSecs",
+        "slow start (warm-up) is not implemented; ignored",
+    )?;
+    o.unsupported(
+        w,
+        "warmup",
+        "slow start (warm-up) is not implemented; ignored",
+    )?;
+    let empty = o.is_empty();
+    o.finish(w)?;
+    match (simple, hash) {
+        (Some(_), Some(_)) => Err(w.invalid(
+            &path,
+            shown(value),
+            "set either simple or consistentHash, not both",
+        )),
+        (Some(s), None) => {
+            let name = s.str(w)?;
+            if name == "UNSPECIFIED" {
+                return Ok(None);
+            }
+            let kind = values::load_balancer(name).map_err(|r| w.invalid(&s.path, name, r))?;
+            Ok(Some(LbSetting { kind, hash: None }))
+        }
+        (None, Some(h)) => Ok(Some(LbSetting {
+            kind: LbKind::ConsistentHash,
+            hash: Some(consistent_hash(h, w)?),
+        })),
+        (None, None) if empty && w.mode() == Mode::Strict => {
+            Err(w.invalid(&path, shown(value), SHAPES))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Reads `consistentHash`.
+fn consistent_hash(node: Node<'_>, w: &mut Walker) -> Result<ConsistentHash, ConfigError> {
+    let value = node.value;
+    let mut o = node.obj(w)?;
+    let path = o.path().to_owned();
+    let mut keys: Vec<(&str, HashKey)> = Vec::new();
+    if let Some(n) = o.field("httpHeaderName") {
+        let s = n.str(w)?;
+        let name = HeaderName::from_bytes(s.to_ascii_lowercase().as_bytes())
+            .map_err(|_| w.invalid(&n.path, s, "expected an HTTP header name"))?;
+        keys.push(("httpHeaderName", HashKey::Header(name)));
+    }
+    if let Some(n) = o.field("httpCookie") {
+        keys.push(("httpCookie", HashKey::Cookie(cookie(n, w)?)));
+    }
+    if let Some(n) = o.field("useSourceIp")
+        && n.bool(w)?
+    {
+        keys.push(("useSourceIp", HashKey::SourceIp));
+    }
+    if let Some(n) = o.field("httpQueryParameterName") {
+        let s = n.str(w)?;
+        if s.is_empty() {
+            return Err(w.invalid(&n.path, s, "must not be empty"));
+        }
+        keys.push((
+            "httpQueryParameterName",
+            HashKey::QueryParameter(s.to_owned()),
+        ));
+    }
+    let mut tables: Vec<(&str, HashTable)> = Vec::new();
+    if let Some(n) = o.field("ringHash") {
+        let mut r = n.obj(w)?;
+        let minimum_size = match r.field("minimumRingSize") {
+            Some(m) => ring_size(&m, w)?,
+            None => 1024,
+        };
+        r.finish(w)?;
+        tables.push(("ringHash", HashTable::Ring { minimum_size }));
+    }
+    if let Some(n) = o.field("maglev") {
+        let mut m = n.obj(w)?;
+        let table_size = match m.field("tableSize") {
+            Some(t) => maglev_size(&t, w)?,
+            None => DEFAULT_MAGLEV_TABLE_SIZE,
+        };
+        m.finish(w)?;
+        tables.push(("maglev", HashTable::Maglev { table_size }));
+    }
+    if let Some(n) = o.field("minimumRingSize") {
+        w.deprecated(&n, "deprecated; read as ringHash.minimumRingSize")?;
+        let minimum_size = ring_size(&n, w)?;
+        tables.push(("minimumRingSize", HashTable::Ring { minimum_size }));
+    }
+    o.finish(w)?;
+    let key = match keys.len() {
+        0 => {
+            return Err(w.invalid(
+                &path,
+                shown(value),
+                "one of httpHeaderName, httpCookie, useSourceIp (true) or httpQueryParameterName is required",
+            ));
+        }
+        1 => keys.remove(0).1,
+        _ => {
+            let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+            return Err(w.invalid(
+                &path,
+                shown(value),
+                format!("set only one hash key, found {}", names.join(", ")),
+            ));
+        }
+    };
+    let table = match tables.len() {
+        0 => HashTable::default(),
+        1 => tables.remove(0).1,
+        _ => {
+            let names: Vec<&str> = tables.iter().map(|(n, _)| *n).collect();
+            return Err(w.invalid(
+                &path,
+                shown(value),
+                format!(
+                    "set only one of ringHash, maglev and minimumRingSize, found {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(ConsistentHash { key, table })
+}
+
+fn ring_size(n: &Node<'_>, w: &Walker) -> Result<u64, ConfigError> {
+    let size = n.int_in(w, 1, i128::from(MAX_RING_SIZE))?;
+    Ok(u64::try_from(size).unwrap_or(MAX_RING_SIZE))
+}
+
+fn maglev_size(n: &Node<'_>, w: &Walker) -> Result<u64, ConfigError> {
+    let size = n.int_in(w, 1, i128::from(MAX_MAGLEV_TABLE_SIZE))?;
+    let size = u64::try_from(size).unwrap_or(DEFAULT_MAGLEV_TABLE_SIZE);
+    if !is_prime(size) {
+        return Err(w.invalid(&n.path, size, "must be a prime number (such as 65537)"));
+    }
+    Ok(size)
+}
+
+fn cookie(node: Node<'_>, w: &mut Walker) -> Result<HashCookie, ConfigError> {
+    let mut o = node.obj(w)?;
+    let name_node = o.required(w, "name")?;
+    let name = name_node.str(w)?;
+    if name.is_empty() {
+        return Err(w.invalid(&name_node.path, name, "must not be empty"));
+    }
+    let path = match o.field("path") {
+        Some(p) => Some(p.str(w)?.to_owned()),
+        None => None,
+    };
+    let ttl = match o.field("ttl") {
+        Some(t) => Some(t.duration(w)?),
+        None => None,
+    };
+    o.unsupported(
+        w,
+        "attributes",
+        "cookie attributes are not implemented; ignored",
+    )?;
+    o.finish(w)?;
+    Ok(HashCookie {
+        name: name.to_owned(),
+        path,
+        ttl,
+    })
+}
+
+/// `connectionPool`: the pool and the protocol `h2UpgradePolicy` asks for.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoolSetting {
+    pub(crate) pool: ConnectionPool,
+    pub(crate) protocol: Option<Protocol>,
+}
+
+impl PoolSetting {
+    /// Sets the pool in `o`; its connect timeout is also the policy's.
+    pub(crate) fn apply(self, o: &mut PolicyOverrides) {
+        if let Some(t) = self.pool.connect_timeout {
+            o.connect_timeout = Some(t);
+        }
+        if let Some(p) = self.protocol {
+            o.protocol = Some(p);
+        }
+        o.connection_pool = Some(self.pool);
+    }
+}
+
+/// A count where zero is proto3's "unset", which leaves the default (no limit).
+fn count(n: &Node<'_>, w: &Walker) -> Result<Option<u32>, ConfigError> {
+    let c = n.u32(w)?;
+    Ok((c != 0).then_some(c))
+}
+
+/// Reads `connectionPool`.
+pub(crate) fn connection_pool(node: Node<'_>, w: &mut Walker) -> Result<PoolSetting, ConfigError> {
+    let mut o = node.obj(w)?;
+    let mut s = PoolSetting::default();
+    if let Some(tcp) = o.field("tcp") {
+        let mut t = tcp.obj(w)?;
+        if let Some(n) = t.field("maxConnections") {
+            s.pool.max_connections = count(&n, w)?;
+        }
+        if let Some(n) = t.field("connectTimeout") {
+            s.pool.connect_timeout = Some(n.positive_duration(w)?);
+        }
+        t.unsupported(
+            w,
+            "tcpKeepalive",
+            "TCP keep-alive settings are not implemented; the system's apply",
+        )?;
+        t.unsupported(
+            w,
+            "maxConnectionDuration",
+            "connection lifetimes are not implemented; ignored",
+        )?;
+        t.unsupported(
+            w,
+            "idleTimeout",
+            "TCP idle timeouts are not implemented; http.idleTimeout is",
+        )?;
+        t.finish(w)?;
+    }
+    if let Some(http) = o.field("http") {
+        let mut h = http.obj(w)?;
+        if let Some(n) = h.field("http1MaxPendingRequests") {
+            s.pool.http1_max_pending_requests = count(&n, w)?;
+        }
+        if let Some(n) = h.field("http2MaxRequests") {
+            s.pool.http2_max_requests = count(&n, w)?;
+        }
+        if let Some(n) = h.field("maxRequestsPerConnection") {
+            s.pool.max_requests_per_connection = count(&n, w)?;
+        }
+        if let Some(n) = h.field("maxRetries") {
+            s.pool.max_retries = count(&n, w)?;
+        }
+        if let Some(n) = h.field("idleTimeout") {
+            s.pool.idle_timeout = Some(n.duration(w)?);
+        }
+        if let Some(n) = h.field("h2UpgradePolicy") {
+            let policy = n.str(w)?;
+            s.protocol = match policy {
+                "DEFAULT" => None,
+                "DO_NOT_UPGRADE" => Some(Protocol::Http1),
+                "UPGRADE" => Some(Protocol::Http2),
+                _ => {
+                    return Err(w.invalid(
+                        &n.path,
+                        policy,
+                        "expected one of DEFAULT, DO_NOT_UPGRADE, UPGRADE",
+                    ));
+                }
+            };
+        }
+        h.unsupported(
+            w,
+            "useClientProtocol",
+            "not implemented; the destination's protocol is used",
+        )?;
+        h.unsupported(
+            w,
+            "maxConcurrentStreams",
+            "not implemented; the HTTP/2 client's default applies",
+        )?;
+        h.finish(w)?;
+    }
+    o.finish(w)?;
+    Ok(s)
+}
+
+/// Reads `outlierDetection`.
+pub(crate) fn outlier_detection(
+    node: Node<'_>,
+    w: &mut Walker,
+) -> Result<OutlierDetection, ConfigError> {
+    let mut o = node.obj(w)?;
+    let mut d = OutlierDetection::default();
+    if let Some(n) = o.field("consecutive5xxErrors") {
+        d.consecutive_5xx_errors = Some(n.u32(w)?);
+    }
+    if let Some(n) = o.field("consecutiveGatewayErrors") {
+        d.consecutive_gateway_errors = Some(n.u32(w)?);
+    }
+    if let Some(n) = o.field("consecutiveLocalOriginFailures") {
+        d.consecutive_local_origin_failures = Some(n.u32(w)?);
+    }
+    if let Some(n) = o.field("splitExternalLocalOriginErrors") {
+        d.split_external_local_origin_errors = n.bool(w)?;
+    }
+    if let Some(n) = o.field("interval") {
+        d.interval = Some(n.positive_duration(w)?);
+    }
+    if let Some(n) = o.field("baseEjectionTime") {
+        d.base_ejection_time = Some(n.positive_duration(w)?);
+    }
+    // Plain int32 fields in Istio: zero is unset, so the default applies.
+    if let Some(n) = o.field("maxEjectionPercent") {
+        d.max_ejection_percent = Some(n.percent(w)?).filter(|p| *p != 0);
+    }
+    if let Some(n) = o.field("minHealthPercent") {
+        d.min_health_percent = Some(n.percent(w)?).filter(|p| *p != 0);
+    }
+    if let Some(n) = o.field("consecutiveErrors") {
+        // Istio reads the deprecated field as gateway errors only, with 5xx ejection off.
+        w.deprecated(
+            &n,
+            "deprecated; read as consecutiveGatewayErrors with consecutive 5xx ejection off, as Istio does",
+        )?;
+        let errors = n.u32(w)?;
+        if errors > 0 {
+            d.consecutive_gateway_errors.get_or_insert(errors);
+            d.consecutive_5xx_errors.get_or_insert(0);
+        }
+    }
+    o.finish(w)?;
+    Ok(d)
+}
+
+/// A `trafficPolicy`: its own settings and those of each port.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PolicyPart {
+    pub(crate) overrides: PolicyOverrides,
+    pub(crate) ports: Vec<(u16, PolicyOverrides)>,
+}
+
+impl PolicyPart {
+    /// The settings for `port`: the port's laid over the policy's own.
+    pub(crate) fn for_port(&self, port: u16) -> PolicyOverrides {
+        match self.ports.iter().find(|(p, _)| *p == port) {
+            Some((_, o)) => self.overrides.overlay(o),
+            None => self.overrides.clone(),
+        }
+    }
+}
+
+/// Reads a DestinationRule's (or a subset's) `trafficPolicy`.
+pub(crate) fn traffic_policy(node: Node<'_>, w: &mut Walker) -> Result<PolicyPart, ConfigError> {
+    let mut o = node.obj(w)?;
+    let overrides = policy_fields(&mut o, w)?;
+    let mut ports: Vec<(u16, PolicyOverrides)> = Vec::new();
+    if let Some(list) = o.field("portLevelSettings") {
+        for item in list.list(w)? {
+            let mut p = item.obj(w)?;
+            let mut port = p.required(w, "port")?.obj(w)?;
+            let number_node = port.required(w, "number")?;
+            let number = number_node.port(w)?;
+            port.finish(w)?;
+            if ports.iter().any(|(n, _)| *n == number) {
+                return Err(w.invalid(
+                    &number_node.path,
+                    number,
+                    "this port already has settings in portLevelSettings",
+                ));
+            }
+            let settings = policy_fields(&mut p, w)?;
+            p.finish(w)?;
+            ports.push((number, settings));
+        }
+    }
+    o.unsupported(
+        w,
+        "proxyProtocol",
+        "the PROXY protocol is not implemented; ignored",
+    )?;
+    o.unsupported(w, "tunnel", "tunnelling is not implemented; ignored")?;
+    o.finish(w)?;
+    Ok(PolicyPart { overrides, ports })
+}
+
+/// The settings a traffic policy and a port's settings share.
+fn policy_fields(o: &mut Obj<'_>, w: &mut Walker) -> Result<PolicyOverrides, ConfigError> {
+    let mut ov = PolicyOverrides::default();
+    if let Some(n) = o.field("loadBalancer")
+        && let Some(lb) = load_balancer(n, w)?
+    {
+        lb.apply(&mut ov);
+    }
+    if let Some(n) = o.field("connectionPool") {
+        connection_pool(n, w)?.apply(&mut ov);
+    }
+    if let Some(n) = o.field("outlierDetection") {
+        ov.outlier_detection = Some(Some(outlier_detection(n, w)?));
+    }
+    o.unsupported(
+        w,
+        "tls",
+        "client TLS settings are not implemented yet; connections are made without them",
+    )?;
+    Ok(ov)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primes() {
+        let primes: Vec<u64> = (0..30).filter(|n| is_prime(*n)).collect();
+        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert!(is_prime(65_537));
+        assert!(is_prime(MAX_MAGLEV_TABLE_SIZE));
+        assert!(!is_prime(65_536));
+        assert!(!is_prime(65_539 * 3));
+    }
+}
