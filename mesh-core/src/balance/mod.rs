@@ -1,4 +1,5 @@
-//! Endpoint selection: round robin, random, least request (P2C) and peak-EWMA P2C.
+//! Endpoint selection: round robin, random, least request (P2C), peak-EWMA P2C,
+//! passthrough, and consistent hash on a ring or a Maglev table.
 //!
 //! [`EndpointStats`] holds one endpoint's live load (lock-free, shared between requests);
 //! [`Picker`] chooses among a snapshot of endpoints. Time is passed in as a [`Duration`]
@@ -21,9 +22,11 @@
 //!
 //! [`Duration`]: std::time::Duration
 
+mod maglev;
 mod p2c;
 mod peak_ewma;
 mod picker;
+mod ring_hash;
 mod round_robin;
 mod stats;
 mod weighted;
