@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use rand::Rng;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::retry::RetryOn;
 
@@ -132,7 +131,8 @@ pub struct RouteMatch {
     pub query_params: Vec<(String, ValueMatch)>,
     /// Headers that must not match.
     pub without_headers: Vec<(HeaderName, ValueMatch)>,
-    /// Whether `uri` matches case-insensitively.
+    /// Whether an exact or prefix `uri` match ignores ASCII case; as in Istio, a regex `uri`
+    /// match is not affected (write `(?i)` in the expression instead).
     pub ignore_uri_case: bool,
     /// The port the request is for.
     pub port: Option<u16>,
@@ -224,7 +224,8 @@ pub struct RegexRewrite {
 /// A redirect (Istio's `HTTPRedirect`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Redirect {
-    /// Replaces the path (prefix semantics as for rewrites).
+    /// Replaces the whole path, whatever the kind of the uri match (as Istio documents it);
+    /// a `?` in it replaces the request's query as well.
     pub uri: Option<String>,
     /// Replaces the authority.
     pub authority: Option<String>,
@@ -349,124 +350,50 @@ pub struct FaultDecision {
 }
 
 /// Picks one of weighted choices per request: weights are normalised, a zero weight gets
-/// nothing unless it is alone.
+/// nothing unless it is alone; when every weight is zero the choices share equally.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Split {
     cumulative: Vec<u64>,
 }
 
-#[allow(clippy::todo, unused_variables)]
-mod contract {
-    //! Placeholders for the logic; replaced by the real modules.
-    use super::*;
+mod fault;
+mod headers;
+mod matching;
+mod mirror;
+mod redirect;
+mod rewrite;
+mod split;
+mod validate;
 
-    impl VirtualService {
-        /// Checks the routes' values (status codes, weights, percentages); errors name the
-        /// field under `prefix` (such as `virtualServices[0]`).
-        pub fn validate(&self, prefix: &str) -> Result<(), crate::ConfigError> {
-            Ok(())
-        }
-    }
+#[cfg(test)]
+mod tests;
 
-    impl Percentage {
-        /// `value` percent; errors unless 0 ≤ value ≤ 100.
-        pub fn new(value: f64) -> Result<Percentage, String> {
-            todo!()
-        }
-        /// All requests.
-        pub const ALL: Percentage = Percentage(100.0);
-        /// The value in percent.
-        pub fn value(self) -> f64 {
-            self.0
-        }
-        /// Whether one request is in the share.
-        pub fn sample<R: Rng + ?Sized>(self, rng: &mut R) -> bool {
-            todo!()
-        }
-    }
+pub use matching::find;
+pub use mirror::shadow_authority;
 
-    impl<'a> RequestInfo<'a> {
-        /// The parts of a request that matching looks at.
-        pub fn new(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap) -> Self {
-            todo!()
-        }
-    }
-
-    impl HttpRoute {
-        /// Whether the route matches, and how.
-        pub fn matches<'a>(&'a self, req: &RequestInfo<'_>) -> Option<Option<&'a str>> {
-            todo!()
-        }
-    }
-
-    /// The first route of `routes` that matches `req`.
-    pub fn find<'a>(routes: &'a [HttpRoute], req: &RequestInfo<'_>) -> Option<RouteHit<'a>> {
-        todo!()
-    }
-
-    impl RouteMatch {
-        /// Whether every field of the block matches; `Some(prefix)` when the uri matched by prefix.
-        pub fn matches(&self, req: &RequestInfo<'_>) -> Option<Option<&str>> {
-            todo!()
-        }
-    }
-
-    impl StringMatch {
-        /// Whether `value` matches.
-        pub fn matches(&self, value: &str) -> bool {
-            todo!()
-        }
-    }
-
-    impl HeaderOps {
-        /// Applies the operations to `headers`.
-        pub fn apply(&self, headers: &mut HeaderMap) {
-            todo!()
-        }
-        /// Whether there is nothing to do.
-        pub fn is_empty(&self) -> bool {
-            todo!()
-        }
-    }
-
-    impl Rewrite {
-        /// The new path and query for a request whose path and query are `path_and_query`,
-        /// matched as `matched_prefix`; `None` when the path is not rewritten.
-        pub fn path(&self, path_and_query: &str, matched_prefix: Option<&str>) -> Option<String> {
-            todo!()
-        }
-    }
-
-    impl Redirect {
-        /// The `Location` of the redirect for a request to `uri` (absolute), matched as
-        /// `matched_prefix`.
-        pub fn location(&self, uri: &Uri, matched_prefix: Option<&str>) -> String {
-            todo!()
-        }
-    }
-
-    impl Fault {
-        /// What to do with one request.
-        pub fn decide<R: Rng + ?Sized>(&self, rng: &mut R) -> FaultDecision {
-            todo!()
-        }
-    }
-
-    impl Split {
-        /// A split over these weights (in order).
-        pub fn new(weights: &[u32]) -> Split {
-            todo!()
-        }
-        /// The index chosen for one request.
-        pub fn pick<R: Rng + ?Sized>(&self, rng: &mut R) -> usize {
-            todo!()
-        }
-    }
-
-    /// The authority a mirror sends with: `-shadow` appended to the host, before the port.
-    pub fn shadow_authority(authority: &str) -> String {
-        todo!()
+/// The port a scheme implies when the authority names none: 443 for `https` and `wss`, 80
+/// otherwise.
+fn default_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+        443
+    } else {
+        80
     }
 }
 
-pub use contract::{find, shadow_authority};
+/// Splits an authority into its host and port text (`reviews:9080` gives `("reviews",
+/// Some("9080"))`); a bracketed IPv6 literal keeps its brackets, and an unbracketed text with
+/// several colons is taken as a host without a port.
+fn split_authority(authority: &str) -> (&str, Option<&str>) {
+    if authority.starts_with('[') {
+        if let Some(end) = authority.find(']') {
+            let (host, rest) = authority.split_at(end + 1);
+            return (host, rest.strip_prefix(':'));
+        }
+        return (authority, None);
+    }
+    match authority.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (authority, None),
+    }
+}
