@@ -1,8 +1,10 @@
 //! Helpers for tests and examples: HTTP backends on loopback that count what they serve,
-//! answer as told, and can be killed mid-run, plus the DNS server of `mesh-dns`.
+//! record what they were sent, answer as told, and can be killed mid-run, plus the DNS server
+//! of `mesh-dns`.
 //!
 //! Enabled by the `testing` feature.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -11,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -42,10 +44,35 @@ pub struct Backend {
     task: JoinHandle<()>,
 }
 
+/// How many requests a [`Backend`] keeps in its log ([`Backend::requests`]): the most recent.
+pub const REQUEST_LOG_LEN: usize = 1024;
+
+/// One request a [`Backend`] received, as it arrived (the body is only counted).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SeenRequest {
+    /// The method.
+    pub method: Method,
+    /// The request target: path and query for HTTP/1.1, the absolute URI for HTTP/2.
+    pub uri: Uri,
+    /// The `Host` or `:authority` it was sent to.
+    pub host: String,
+    /// The headers.
+    pub headers: HeaderMap,
+}
+
 #[derive(Debug)]
 struct State {
     hits: AtomicUsize,
     behavior: Mutex<Behavior>,
+    seen: Mutex<Seen>,
+}
+
+/// What a backend has been sent: every host counted, the latest requests whole.
+#[derive(Debug, Default)]
+struct Seen {
+    hosts: BTreeMap<String, usize>,
+    log: VecDeque<SeenRequest>,
 }
 
 impl Backend {
@@ -57,6 +84,7 @@ impl Backend {
         let state = Arc::new(State {
             hits: AtomicUsize::new(0),
             behavior: Mutex::new(Behavior::Ok),
+            seen: Mutex::default(),
         });
         let task = tokio::spawn(serve(listener, name.clone(), state.clone()));
         Ok(Self {
@@ -70,27 +98,42 @@ impl Backend {
     /// Starts one backend per address in `ips`, all on one port (as pods of one service are),
     /// named `{prefix}-{index}`. Returns the port and the backends.
     pub async fn start_many(prefix: &str, ips: &[IpAddr]) -> io::Result<(u16, Vec<Backend>)> {
+        let (port, mut groups) = Backend::start_groups(&[(prefix, ips)]).await?;
+        Ok((port, groups.pop().unwrap_or_default()))
+    }
+
+    /// Starts several groups of backends, all on one port: for each `(prefix, ips)` one
+    /// backend per address, named `{prefix}-{index}` (as the versions of one service, such as
+    /// `reviews-v1` and `reviews-v2`, share the service's port). Returns the port and the
+    /// groups in the order given.
+    pub async fn start_groups(
+        groups: &[(&str, &[IpAddr])],
+    ) -> io::Result<(u16, Vec<Vec<Backend>>)> {
         let mut last_error = None;
-        for _ in 0..50 {
-            let Some(first_ip) = ips.first() else {
-                return Ok((0, Vec::new()));
-            };
-            let first =
-                Backend::start(&format!("{prefix}-0"), SocketAddr::new(*first_ip, 0)).await?;
-            let port = first.addr.port();
-            let mut all = vec![first];
-            for (i, ip) in ips.iter().enumerate().skip(1) {
-                match Backend::start(&format!("{prefix}-{i}"), SocketAddr::new(*ip, port)).await {
-                    Ok(b) => all.push(b),
-                    Err(e) => {
-                        last_error = Some(e);
-                        break;
+        'attempt: for _ in 0..50 {
+            // The first backend picks a free port; the others must get the same one, or the
+            // whole attempt starts over.
+            let mut port = 0;
+            let mut started = Vec::with_capacity(groups.len());
+            for (prefix, ips) in groups {
+                let mut group = Vec::with_capacity(ips.len());
+                for (i, ip) in ips.iter().enumerate() {
+                    let name = format!("{prefix}-{i}");
+                    match Backend::start(&name, SocketAddr::new(*ip, port)).await {
+                        Ok(backend) => {
+                            port = backend.addr.port();
+                            group.push(backend);
+                        }
+                        Err(e) if port != 0 => {
+                            last_error = Some(e);
+                            continue 'attempt;
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
+                started.push(group);
             }
-            if all.len() == ips.len() {
-                return Ok((port, all));
-            }
+            return Ok((port, started));
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("no common free port")))
     }
@@ -108,6 +151,26 @@ impl Backend {
     /// Requests it has received.
     pub fn hits(&self) -> usize {
         self.state.hits.load(Ordering::Relaxed)
+    }
+
+    /// Requests received by the `Host` (or `:authority`) they were sent to, such as
+    /// `reviews:9080`, or `reviews-shadow:9080` for mirrored copies.
+    pub fn hosts(&self) -> BTreeMap<String, usize> {
+        self.seen().hosts.clone()
+    }
+
+    /// The most recent requests received (at most [`REQUEST_LOG_LEN`]), oldest first.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen().log.iter().cloned().collect()
+    }
+
+    /// The last request received, if any.
+    pub fn last_request(&self) -> Option<SeenRequest> {
+        self.seen().log.back().cloned()
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.state.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Changes how it answers from the next request on.
@@ -174,6 +237,19 @@ async fn answer(
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_default();
+    {
+        let mut seen = state.seen.lock().unwrap_or_else(|e| e.into_inner());
+        *seen.hosts.entry(host.clone()).or_default() += 1;
+        if seen.log.len() == REQUEST_LOG_LEN {
+            seen.log.pop_front();
+        }
+        seen.log.push_back(SeenRequest {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            host: host.clone(),
+            headers: req.headers().clone(),
+        });
+    }
     let version = format!("{:?}", req.version());
     // Read the whole request body: the connection stays reusable and its size is reported.
     let body_len = match req.into_body().collect().await {
