@@ -225,7 +225,7 @@ impl Shared {
         self.snapshot.store(Arc::new(Snapshot {
             state,
             // A random start keeps many clients from walking the endpoints in step.
-            picker: Picker::for_endpoints(&self.lb, &listed)
+            picker: Picker::for_endpoints_after(&self.lb, &listed, Some(&current.picker))
                 .starting_at(rand::random_range(0..listed.len().max(1))),
             endpoints,
         }));

@@ -41,9 +41,11 @@ enum Lookup {
 }
 
 impl Lookup {
-    fn new(table: HashTable, hosts: &[(String, u32)]) -> Self {
+    fn new(table: HashTable, hosts: &[(String, u32)], floor: f64) -> Self {
         match table {
-            HashTable::Ring { minimum_size } => Lookup::Ring(Ring::new(hosts, minimum_size)),
+            HashTable::Ring { minimum_size } => {
+                Lookup::Ring(Ring::after(hosts, minimum_size, floor))
+            }
             HashTable::Maglev { table_size } => Lookup::Maglev(Maglev::new(hosts, table_size)),
         }
     }
@@ -154,7 +156,7 @@ impl Picker {
     /// stick within one snapshot but move when it changes; use
     /// [`for_endpoints`](Self::for_endpoints) to key it by address.
     pub fn new(lb: &LoadBalancer, weights: &[u32]) -> Self {
-        Self::build(lb, weights, |i| i.to_string())
+        Self::build(lb, weights, 0.0, |i| i.to_string())
     }
 
     /// A picker for a snapshot of `endpoints` (weights and addresses, in the snapshot's
@@ -163,16 +165,37 @@ impl Picker {
     /// snapshots while that endpoint stays; other algorithms use the weights only, as
     /// [`new`](Self::new) does.
     pub fn for_endpoints(lb: &LoadBalancer, endpoints: &[Endpoint]) -> Self {
+        Self::for_endpoints_after(lb, endpoints, None)
+    }
+
+    /// Like [`for_endpoints`](Self::for_endpoints), for the snapshot that replaces the one
+    /// `previous` was built for: a hash ring keeps at least the previous ring's entries per
+    /// endpoint, so that when endpoints leave only their keys move.
+    pub fn for_endpoints_after(
+        lb: &LoadBalancer,
+        endpoints: &[Endpoint],
+        previous: Option<&Picker>,
+    ) -> Self {
         let weights: Vec<u32> = endpoints.iter().map(|e| e.weight).collect();
-        Self::build(lb, &weights, |i| {
+        let floor = match previous.and_then(|p| p.lookup.as_ref()) {
+            Some(Lookup::Ring(ring)) => ring.per_weight(),
+            _ => 0.0,
+        };
+        Self::build(lb, &weights, floor, |i| {
             endpoints
                 .get(i)
                 .map_or_else(|| i.to_string(), |e| e.addr.to_string())
         })
     }
 
-    /// The picker for `weights`, with `key(i)` the consistent-hash key of endpoint `i`.
-    fn build(lb: &LoadBalancer, weights: &[u32], key: impl Fn(usize) -> String) -> Self {
+    /// The picker for `weights`, with `key(i)` the consistent-hash key of endpoint `i` and
+    /// `floor` the least ring entries per unit of weight.
+    fn build(
+        lb: &LoadBalancer,
+        weights: &[u32],
+        floor: f64,
+        key: impl Fn(usize) -> String,
+    ) -> Self {
         #[allow(unreachable_patterns)] // `LoadBalancer` is non-exhaustive and may grow.
         let algorithm = match lb {
             LoadBalancer::RoundRobin => Algorithm::RoundRobin,
@@ -195,7 +218,7 @@ impl Picker {
                     .zip(weights)
                     .map(|(i, &w)| (key(i), w.max(1)))
                     .collect();
-                Some(Lookup::new(hash.table, &hosts))
+                Some(Lookup::new(hash.table, &hosts, floor))
             }
             _ => None,
         };

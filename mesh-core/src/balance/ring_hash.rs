@@ -29,6 +29,7 @@ const ROUNDING: f64 = 1e-6;
 pub(crate) struct Ring {
     hashes: Box<[u64]>,
     hosts: Box<[u32]>,
+    per_weight: f64,
 }
 
 impl Ring {
@@ -39,20 +40,35 @@ impl Ring {
     /// Envoy's rule: weights are normalized to sum to 1; the scale (total entries) is
     /// `ceil(min_weight * minimum_size) / min_weight`, so that the lightest endpoint gets a
     /// whole number of entries, capped at [`MAXIMUM_SIZE`]; endpoint `i` then gets
-    /// `scale * weight_i` entries, the fractions carried over between endpoints by running
-    /// sums (ignoring rounding errors below [`ROUNDING`], where Envoy would give some
-    /// endpoint one entry more). With 10 equal endpoints and the default minimum each gets 103 entries, with 9
-    /// each gets 114: keys on those extra entries move too.
+    /// `scale * weight_i` entries (rounded up; rounding errors below [`ROUNDING`] ignored).
+    /// With 10 equal endpoints and the default minimum each gets 103 entries, with 9 each
+    /// gets 114: on its own, this rule moves keys between endpoints that stay.
     pub(crate) fn new(hosts: &[(String, u32)], minimum_size: u64) -> Self {
-        Self::with_maximum(hosts, minimum_size, MAXIMUM_SIZE)
+        Self::with_maximum(hosts, minimum_size, 0.0, MAXIMUM_SIZE)
     }
 
-    /// [`new`](Self::new) with another maximum size (at most [`MAXIMUM_SIZE`]).
-    fn with_maximum(hosts: &[(String, u32)], minimum_size: u64, maximum: u64) -> Self {
+    /// Like [`new`](Self::new), for the ring that replaces one with `floor` entries per unit
+    /// of weight (its [`per_weight`](Self::per_weight)): endpoints keep that many entries
+    /// each, so an endpoint that stays keeps every entry it had and only a departed
+    /// endpoint's keys move. Only when that would leave the ring below half the minimum size
+    /// is it sized by Envoy's rule again (with at least `floor` per weight), which moves
+    /// some keys between endpoints that stay.
+    pub(crate) fn after(hosts: &[(String, u32)], minimum_size: u64, floor: f64) -> Self {
+        Self::with_maximum(hosts, minimum_size, floor, MAXIMUM_SIZE)
+    }
+
+    /// Entries per unit of weight.
+    pub(crate) fn per_weight(&self) -> f64 {
+        self.per_weight
+    }
+
+    /// [`after`](Self::after) with another maximum size (at most [`MAXIMUM_SIZE`]).
+    fn with_maximum(hosts: &[(String, u32)], minimum_size: u64, floor: f64, maximum: u64) -> Self {
         let maximum = maximum.clamp(1, MAXIMUM_SIZE);
         let empty = Self {
             hashes: Box::new([]),
             hosts: Box::new([]),
+            per_weight: 0.0,
         };
         if hosts.is_empty() || u32::try_from(hosts.len()).is_err() {
             return empty;
@@ -62,33 +78,41 @@ impl Ring {
             m => m.min(maximum),
         };
         let sum: u64 = hosts.iter().map(|&(_, w)| u64::from(w.max(1))).sum();
+        let sum = sum as f64;
         // Normalized as Envoy does: weight * 1.0 / sum, in doubles.
-        let normalized = |w: u32| f64::from(w.max(1)) / sum as f64;
         let min_weight = hosts
             .iter()
-            .map(|&(_, w)| normalized(w))
+            .map(|&(_, w)| f64::from(w.max(1)) / sum)
             .fold(f64::INFINITY, f64::min);
         let scale = ((min_weight * minimum as f64).ceil() / min_weight).min(maximum as f64);
-        // `scale` is at most 8M: the cast is exact.
-        let mut entries: Vec<(u64, u32)> = Vec::with_capacity(scale.ceil() as usize + 1);
+        let floor = if floor.is_finite() { floor } else { 0.0 };
+        // The previous ring's entries per weight stay while they give at least half the
+        // minimum size: then no entry of an endpoint that stays appears or goes.
+        let sticky = floor > 0.0 && floor * sum >= minimum as f64 / 2.0;
+        let per_weight = if sticky {
+            floor
+        } else {
+            (scale / sum).max(floor)
+        };
+        let per_weight = per_weight.min(maximum as f64 / sum);
+        // At most 8M entries: the cast is exact.
+        let mut entries: Vec<(u64, u32)> =
+            Vec::with_capacity((per_weight * sum).ceil() as usize + hosts.len());
         let mut key = String::new();
-        let (mut current, mut target) = (0.0_f64, 0.0_f64);
         for (index, (name, weight)) in (0u32..).zip(hosts) {
             key.clear();
             key.push_str(name);
             key.push('_');
             let prefix = key.len();
-            target += scale * normalized(*weight);
-            let mut i = 0u64;
-            // Envoy compares `current < target`; a target a rounding error above a whole
-            // number (99 endpoints: 11.000000000000002) would give this endpoint one
-            // entry more and the last one fewer, so the error is ignored here.
-            while current + ROUNDING < target {
+            // An endpoint's entries depend on its own weight alone, so that they stay put
+            // when other endpoints come and go.
+            let count = (per_weight * f64::from((*weight).max(1)) - ROUNDING)
+                .ceil()
+                .max(1.0) as u64;
+            for i in 0..count {
                 key.truncate(prefix);
                 let _ = write!(key, "{i}");
                 entries.push((hash_bytes(key.as_bytes()), index));
-                i += 1;
-                current += 1.0;
             }
         }
         // Ties (two equal 64-bit hashes) are ordered by endpoint, so any build agrees.
@@ -97,6 +121,7 @@ impl Ring {
         Self {
             hashes: hashes.into(),
             hosts: hosts.into(),
+            per_weight,
         }
     }
 
@@ -156,10 +181,32 @@ mod tests {
         assert_eq!(ring.counts(3), vec![171, 342, 513]);
         // 0 means the default minimum; the maximum caps extreme ratios.
         assert_eq!(Ring::new(&hosts(&[1; 4]), 0).len(), 1024);
-        let ring = Ring::with_maximum(&hosts(&[u32::MAX, 1]), 1024, 5000);
-        assert_eq!(ring.counts(2), vec![5000, 0]);
-        let ring = Ring::with_maximum(&hosts(&[1; 4]), 1 << 40, 5000);
+        // Every endpoint keeps at least one entry.
+        let ring = Ring::with_maximum(&hosts(&[u32::MAX, 1]), 1024, 0.0, 5000);
+        assert_eq!(ring.counts(2), vec![5000, 1]);
+        let ring = Ring::with_maximum(&hosts(&[1; 4]), 1 << 40, 0.0, 5000);
         assert_eq!(ring.len(), 5000);
+    }
+
+    #[test]
+    fn a_ring_after_another_keeps_its_entries_per_endpoint() {
+        let ten = Ring::new(&hosts(&[1; 10]), 1024);
+        let nine = Ring::after(&hosts(&[1; 9]), 1024, ten.per_weight());
+        assert_eq!(nine.counts(9), vec![103; 9]);
+        // Every key not on the departed endpoint stays where it was.
+        for k in 0..20_000u64 {
+            let hash = hash_bytes(&k.to_le_bytes());
+            let before = ten.host_at(ten.slot(hash));
+            if before != 9 {
+                assert_eq!(nine.host_at(nine.slot(hash)), before, "key {k}");
+            }
+        }
+        // Endpoints that join get as many entries; the ring grows past the minimum.
+        let eleven = Ring::after(&hosts(&[1; 11]), 1024, nine.per_weight());
+        assert_eq!(eleven.counts(11), vec![103; 11]);
+        // Below half the minimum the ring is sized again.
+        let four = Ring::after(&hosts(&[1; 4]), 1024, ten.per_weight());
+        assert_eq!(four.counts(4), vec![256; 4]);
     }
 
     #[test]
