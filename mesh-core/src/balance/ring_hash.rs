@@ -43,6 +43,7 @@ impl Ring {
     /// `scale * weight_i` entries (rounded up; rounding errors below [`ROUNDING`] ignored).
     /// With 10 equal endpoints and the default minimum each gets 103 entries, with 9 each
     /// gets 114: on its own, this rule moves keys between endpoints that stay.
+    #[cfg(test)]
     pub(crate) fn new(hosts: &[(String, u32)], minimum_size: u64) -> Self {
         Self::with_maximum(hosts, minimum_size, 0.0, MAXIMUM_SIZE)
     }
