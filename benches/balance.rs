@@ -65,19 +65,27 @@ fn keys(count: usize) -> Vec<u64> {
         .collect()
 }
 
-/// The address each key goes to, every endpoint available.
-fn owners(table: HashTable, endpoints: &[Endpoint], keys: &[u64]) -> Vec<SocketAddr> {
-    let picker = Picker::for_endpoints(&consistent_hash(table), endpoints);
+/// The address each key goes to, every endpoint available, with the picker that placed
+/// them; `previous` is the picker of the snapshot this one replaces, as a balancer keeps it.
+fn owners(
+    table: HashTable,
+    endpoints: &[Endpoint],
+    keys: &[u64],
+    previous: Option<&Picker>,
+) -> (Vec<SocketAddr>, Picker) {
+    let picker = Picker::for_endpoints_after(&consistent_hash(table), endpoints, previous);
     let stats = stats(endpoints);
     let mut rng = StdRng::seed_from_u64(1);
-    keys.iter()
+    let owners = keys
+        .iter()
         .map(|&k| {
             let i = picker
                 .pick_hashed(&stats, NOW, &mut rng, None, Some(k))
                 .unwrap_or(0);
             endpoints[i].addr
         })
-        .collect()
+        .collect();
+    (owners, picker)
 }
 
 /// Spread and disruption, printed as a table.
@@ -93,7 +101,7 @@ fn figures() {
         "table", "max/mean", "min/mean", "moved", "of departed", "extra"
     );
     for (name, table) in TABLES {
-        let before = owners(table, &all, &keys);
+        let (before, picker) = owners(table, &all, &keys, None);
         let loads: Vec<usize> = all
             .iter()
             .map(|e| before.iter().filter(|&&a| a == e.addr).count())
@@ -101,7 +109,7 @@ fn figures() {
         let mean = KEYS as f64 / ENDPOINTS as f64;
         let max = *loads.iter().max().unwrap_or(&0) as f64 / mean;
         let min = *loads.iter().min().unwrap_or(&0) as f64 / mean;
-        let after = owners(table, &rest, &keys);
+        let (after, _) = owners(table, &rest, &keys, Some(&picker));
         let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
         let departed = before.iter().filter(|&&b| b == all[gone].addr).count();
         let pct = |n: usize| format!("{:.3} %", 100.0 * n as f64 / KEYS as f64);

@@ -245,3 +245,26 @@ async fn unmatched_request_is_a_404_no_route() {
     }
     assert_eq!(reviews.pods[0].hits(), 0);
 }
+
+const UNKNOWN_SUBSET: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v9}
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_subset_no_rule_defines_is_a_503_that_names_it() {
+    let reviews = Versions::start("reviews", 74, REVIEWS).await;
+    let client = reviews.client(&[UNKNOWN_SUBSET, &istio("destination-rule-all.yaml")]);
+    let answer = fetch(&client, &reviews.uri("/reviews/0"), &[]).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.response_flag(), "UH");
+    assert!(answer.body.contains("subset \"v9\""), "{answer:?}");
+    assert_eq!(reviews.hits_by_version().values().sum::<usize>(), 0);
+}
