@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh::core::config::Format;
 use mesh::prelude::*;
 use mesh::tower::testing::DnsServer;
 use tokio::net::TcpListener;
@@ -69,11 +70,27 @@ fn bench(c: &mut Criterion) {
     let mesh = rt.block_on(async { MeshClient::new(config).expect("client") });
     let mesh_uri = format!("http://bench:{}/", addr.port());
 
+    // The same, with a VirtualService: ten routes matched by header, the request taking the
+    // last, which splits 90/10 between two subsets of the host (both the one server).
+    let routed = rt.block_on(async { MeshClient::new(routed_config(&dns)).expect("client") });
+
     let bare_get = || {
         let (bare, uri) = (bare.clone(), bare_uri.clone());
         async move {
             let res = bare.get(uri).await.expect("bare request");
             assert!(res.status().is_success());
+            res.into_body().collect().await.expect("body");
+        }
+    };
+    let routed_get = || {
+        let (mesh, uri) = (routed.clone(), mesh_uri.clone());
+        async move {
+            let req = http::Request::get(uri)
+                .header("x-tenant", "tenant-9")
+                .body(Empty::<Bytes>::new())
+                .expect("request");
+            let res = mesh.request(req).await.expect("mesh request");
+            assert!(res.status().is_success(), "{}", res.status());
             res.into_body().collect().await.expect("body");
         }
     };
@@ -92,6 +109,7 @@ fn bench(c: &mut Criterion) {
     rt.block_on(async {
         join_all((0..CONCURRENCY).map(|_| bare_get())).await;
         join_all((0..CONCURRENCY).map(|_| mesh_get())).await;
+        join_all((0..CONCURRENCY).map(|_| routed_get())).await;
     });
 
     let mut group = c.benchmark_group("sequential");
@@ -115,29 +133,74 @@ fn bench(c: &mut Criterion) {
     // Criterion runs one function after the other, so a drift of this shared machine between
     // them skews their ratio. Here the two alternate in short rounds (A B A B ...) and the
     // median of the per-round ratios is printed.
-    let mut ratios: Vec<(f64, f64)> = (0..ROUNDS)
+    let rounds: Vec<[f64; 4]> = (0..ROUNDS)
         .map(|_| {
             rt.block_on(async {
                 let bare_seq = time_sequential(&bare_get).await;
                 let mesh_seq = time_sequential(&mesh_get).await;
+                let routed_seq = time_sequential(&routed_get).await;
                 let bare_conc = time_concurrent(&bare_get).await;
                 let mesh_conc = time_concurrent(&mesh_get).await;
-                (mesh_seq / bare_seq, mesh_conc / bare_conc)
+                let routed_conc = time_concurrent(&routed_get).await;
+                [
+                    mesh_seq / bare_seq,
+                    mesh_conc / bare_conc,
+                    routed_seq / bare_seq,
+                    routed_conc / bare_conc,
+                ]
             })
         })
         .collect();
-    ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let sequential = ratios[ROUNDS / 2].0;
-    ratios.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let concurrent = ratios[ROUNDS / 2].1;
+    let median = |k: usize| {
+        let mut v: Vec<f64> = rounds.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        v[ROUNDS / 2]
+    };
     println!(
-        "interleaved, median of {ROUNDS} rounds of {PER_ROUND} requests, mesh time per request / bare:\n  \
-         sequential   {sequential:.3}  (requests per second {:.3} of bare)\n  \
-         concurrent16 {concurrent:.3}  (requests per second {:.3} of bare)",
-        1.0 / sequential,
-        1.0 / concurrent,
+        "interleaved, median of {ROUNDS} rounds of {PER_ROUND} requests, time per request / bare:"
     );
+    for (name, k) in [
+        ("mesh sequential", 0),
+        ("mesh concurrent16", 1),
+        ("routed sequential", 2),
+        ("routed concurrent16", 3),
+    ] {
+        let ratio = median(k);
+        println!(
+            "  {name:<20} {ratio:.3}  (requests per second {:.3} of bare)",
+            1.0 / ratio
+        );
+    }
     drop(dns);
+}
+
+/// The bench config with a VirtualService for `bench` and two subsets of it (in mesh's own
+/// document: both subsets resolve through the name `bench`).
+fn routed_config(dns: &DnsServer) -> MeshConfig {
+    let nameserver = dns.addr();
+    let mut yaml = format!(
+        "workload: {{service: bench, namespace: default}}\n\
+         discovery: {{nameservers: [\"{nameserver}\"]}}\n\
+         destinations:\n\
+         - host: bench\n  \
+           subsets: [{{name: a, host: bench}}, {{name: b, host: bench}}]\n"
+    );
+    yaml.push_str(
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: bench}\nspec:\n  hosts: [bench]\n  http:\n",
+    );
+    for i in 0..9 {
+        yaml.push_str(&format!(
+            "  - match: [{{headers: {{x-tenant: {{exact: tenant-{i}x}}}}}}]\n    \
+             route: [{{destination: {{host: bench, subset: a}}}}]\n"
+        ));
+    }
+    yaml.push_str(
+        "  - match: [{headers: {x-tenant: {prefix: tenant-}}}]\n    route:\n    \
+         - {destination: {host: bench, subset: a}, weight: 90}\n    \
+         - {destination: {host: bench, subset: b}, weight: 10}\n",
+    );
+    MeshConfig::from_str(&yaml, Format::Yaml).expect("routed config")
 }
 
 const ROUNDS: usize = 9;
