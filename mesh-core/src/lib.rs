@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod balance;
+pub mod breaker;
 pub mod config;
 pub mod discovery;
 pub mod duration;

@@ -203,6 +203,8 @@ pin_project_lite::pin_project! {
             body: hyper::body::Incoming,
             endpoint: SocketAddr,
             in_flight: Option<InFlight>,
+            // A circuit breaker's slot, released with `in_flight`.
+            held: Option<crate::breaker::Permit>,
         },
         Local {
             data: Option<Bytes>,
@@ -220,7 +222,20 @@ impl ResponseBody {
                 body,
                 endpoint,
                 in_flight,
+                held: None,
             },
+        }
+    }
+
+    /// Keeps a circuit breaker's slot until the body ends (at once when it has ended).
+    pub(crate) fn hold(&mut self, permit: crate::breaker::Permit) {
+        if let ResponseKind::Upstream {
+            in_flight: Some(_),
+            held,
+            ..
+        } = &mut self.kind
+        {
+            *held = Some(permit);
         }
     }
 
@@ -279,12 +294,16 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.project().kind.project() {
             ResponseKindProj::Upstream {
-                body, in_flight, ..
+                body,
+                in_flight,
+                held,
+                ..
             } => {
                 let polled = body.poll_frame(cx);
                 if let Poll::Ready(None | Some(Err(_))) = &polled {
                     // The stream is over: the endpoint is no longer busy with this request.
                     in_flight.take();
+                    held.take();
                 }
                 polled
             }

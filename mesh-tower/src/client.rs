@@ -40,7 +40,6 @@ use mesh_core::{ConfigError, EndpointSet, Resolution};
 use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
 
 use crate::BoxError;
-use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
 use crate::error::MeshError;
 use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
@@ -483,11 +482,7 @@ impl Inner {
                 };
                 let name: Arc<str> = base.into();
                 tracing::debug!(backend = %name, configured = entry.is_some(), "new backend");
-                Arc::new(Backend {
-                    balance: Balance::new(name.clone(), policy, endpoints),
-                    name,
-                    policy: policy.clone(),
-                })
+                Arc::new(Backend::new(name, policy, endpoints))
             }
             Some(subset) => {
                 let name: Arc<str> = format!("{base} subset {subset}").into();
@@ -512,11 +507,7 @@ impl Inner {
                     }
                 };
                 tracing::debug!(backend = %name, "new subset backend");
-                Arc::new(Backend {
-                    balance: Balance::new(name.clone(), &found.policy, endpoints),
-                    name,
-                    policy: found.policy.clone(),
-                })
+                Arc::new(Backend::new(name, &found.policy, endpoints))
             }
         };
         backends.insert(key, backend.clone());
@@ -526,11 +517,11 @@ impl Inner {
     /// A backend that answers every request with 503 UH naming `reason`.
     fn failing_backend(&self, name: Arc<str>, reason: String) -> Arc<Backend> {
         tracing::warn!(backend = %name, %reason, "backend cannot be resolved");
-        Arc::new(Backend {
-            balance: Balance::new(name.clone(), &self.config.defaults, unresolved(reason)),
+        Arc::new(Backend::new(
             name,
-            policy: self.config.defaults.clone(),
-        })
+            &self.config.defaults,
+            unresolved(reason),
+        ))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+use mesh_core::breaker::Limit;
 use mesh_core::retry::Outcome;
 use mesh_core::route::AbortStatus;
 
@@ -78,6 +79,14 @@ pub enum MeshError {
         /// The request's path.
         path: Arc<str>,
     },
+    /// A connection-pool limit of the destination was reached (circuit breaking).
+    #[error("upstream overflow: {destination}: {limit} limit reached")]
+    Overflow {
+        /// The destination, as `host:port`.
+        destination: Arc<str>,
+        /// The limit that tripped.
+        limit: Limit,
+    },
     /// Fault injection aborted the request (Envoy's body says "fault filter abort").
     #[error("fault filter abort: {destination} (injected {status:?})")]
     FaultAbort {
@@ -100,6 +109,7 @@ impl MeshError {
             | MeshError::NoEndpoints { .. }
             | MeshError::BadRequest { .. }
             | MeshError::NoRoute { .. }
+            | MeshError::Overflow { .. }
             | MeshError::FaultAbort { .. } => None,
         }
     }
@@ -121,6 +131,7 @@ impl MeshError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             MeshError::NoEndpoints { .. }
+            | MeshError::Overflow { .. }
             | MeshError::Connect { .. }
             | MeshError::RefusedStream { .. }
             | MeshError::Reset { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -145,6 +156,7 @@ impl MeshError {
             MeshError::Reset { .. } => "UC",
             MeshError::BadRequest { .. } => "DPE",
             MeshError::NoRoute { .. } => "NR",
+            MeshError::Overflow { .. } => "UO",
             MeshError::FaultAbort { .. } => "FI",
         }
     }

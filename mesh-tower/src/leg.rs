@@ -14,14 +14,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderValue, Request, Response, header};
+use mesh_core::breaker::PoolLimits;
 use mesh_core::config::{HashKey, LoadBalancer, TrafficPolicy};
 use mesh_core::hash::{HashInput, RequestHash, request_hash};
 use mesh_core::route::{Fault, Headers, RouteRetries};
+use mesh_dns::EndpointWatch;
 use tower::ServiceBuilder;
 use tower_service::Service;
 
 use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
+use crate::breaker::{Breaker, BreakerLayer};
 use crate::fault::{FaultLayer, FaultService};
 use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
 use crate::mirror::{MirrorLayer, MirrorService};
@@ -33,7 +36,7 @@ use crate::timeout::{Timeout, TimeoutLayer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceAddr(pub IpAddr);
 
-type Inner = FaultService<MirrorService<Timeout<Retry<Timeout<Balance>>>>>;
+type Inner = FaultService<MirrorService<Timeout<Retry<Timeout<Breaker<Balance>>>>>>;
 pub(crate) type LegStack = LocalReplyService<Inner>;
 
 /// One destination host, or one subset of it, with its balancer and policy.
@@ -41,6 +44,20 @@ pub(crate) struct Backend {
     pub(crate) name: Arc<str>,
     pub(crate) balance: Balance,
     pub(crate) policy: TrafficPolicy,
+    pub(crate) breaker: BreakerLayer,
+}
+
+impl Backend {
+    /// A backend balancing over `endpoints` by `policy`, with its pool limits.
+    pub(crate) fn new(name: Arc<str>, policy: &TrafficPolicy, endpoints: EndpointWatch) -> Self {
+        let limits = PoolLimits::new(&policy.connection_pool, policy.protocol);
+        Self {
+            balance: Balance::new(name.clone(), policy, endpoints),
+            breaker: BreakerLayer::new(name.clone(), limits),
+            name,
+            policy: policy.clone(),
+        }
+    }
 }
 
 /// What a route lays over a backend's policy.
@@ -93,6 +110,7 @@ impl Leg {
             .layer(TimeoutLayer::request(name.clone(), policy.timeout))
             .layer(RetryLayer::new(name.clone(), policy.retries.clone()))
             .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
+            .layer(backend.breaker.clone())
             .service(backend.balance.clone());
         let hash = match &backend.policy.load_balancer {
             LoadBalancer::ConsistentHash(ch) => Some(ch.key.clone()),

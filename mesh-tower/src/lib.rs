@@ -8,6 +8,7 @@
 
 pub mod balance;
 pub mod body;
+pub mod breaker;
 pub mod client;
 mod clock;
 mod endpoint;

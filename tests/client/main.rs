@@ -3,6 +3,7 @@
 
 mod balance;
 mod bodies;
+mod breaker;
 mod config;
 mod discovery;
 mod faults;
