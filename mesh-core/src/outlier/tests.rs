@@ -662,3 +662,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn concurrent_observations_report_each_threshold_once() {
+    let e = EndpointOutlier::new(&OutlierSettings::default());
+    let reports = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..1000 {
+                    if e.observe(E500, secs(1)).is_some() {
+                        reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    // 4000 failures, threshold 5, never ejected (nobody asked the detector).
+    assert_eq!(reports.into_inner(), 800);
+}
+
+#[test]
+fn concurrent_failures_on_probation_report_once() {
+    let (d, eps) = setup(OutlierSettings::default(), 1);
+    eject_now(&d, &eps, secs(0));
+    let reports = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                if eps[0].observe(E503, secs(30)) == Some(EjectReason::Probation) {
+                    reports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(reports.into_inner(), 1);
+}
