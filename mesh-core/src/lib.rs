@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod health;
 pub mod name;
+pub mod outlier;
 pub mod resolv_conf;
 pub mod retry;
 pub mod route;
