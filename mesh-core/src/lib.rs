@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod hash;
 pub mod health;
 pub mod name;
+pub mod ratelimit;
 pub mod resolv_conf;
 pub mod retry;
 pub mod route;
