@@ -9,6 +9,7 @@
 
 pub mod balance;
 pub mod config;
+pub mod deadline;
 pub mod discovery;
 pub mod duration;
 pub mod endpoint;
