@@ -15,6 +15,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod hash;
 pub mod health;
+pub mod hedge;
 pub mod name;
 pub mod ratelimit;
 pub mod resolv_conf;
