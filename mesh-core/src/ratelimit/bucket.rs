@@ -19,6 +19,9 @@ const TOKEN_BITS: u32 = 24;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 /// Fill indexes are kept modulo 2^40: over 34 years of 1 ms fills.
 const INDEX_MASK: u64 = (1 << (64 - TOKEN_BITS)) - 1;
+/// The token count of a bucket no caller has used yet: full, with no fill index, so the
+/// first caller's clock sets the index whatever origin it counts from.
+const FRESH: u64 = TOKEN_MASK;
 
 /// The configuration of a [`TokenBucket`], as in Envoy's `token_bucket`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,8 +35,9 @@ pub struct TokenBucketConfig {
 }
 
 impl TokenBucketConfig {
-    /// The largest `max_tokens` accepted: the token count is packed in 24 bits.
-    pub const MAX_TOKENS: u32 = TOKEN_MASK as u32;
+    /// The largest `max_tokens` accepted, 16,777,214: the token count is packed in 24 bits
+    /// and the largest value marks an unused bucket.
+    pub const MAX_TOKENS: u32 = FRESH as u32 - 1;
     /// The shortest `fill_interval` accepted. Envoy asks for at least 50 ms because each
     /// fill is a timer event; fills here cost nothing until a caller looks, so 1 ms is allowed.
     pub const MIN_FILL_INTERVAL: Duration = Duration::from_millis(1);
@@ -97,7 +101,7 @@ impl TokenBucket {
             max,
             per_fill: u64::from(config.tokens_per_fill.max(1)).min(max),
             interval_ns: as_nanos(interval),
-            state: AtomicU64::new(pack(0, max)),
+            state: AtomicU64::new(pack(0, FRESH)),
         }
     }
 
@@ -132,8 +136,15 @@ impl TokenBucket {
     }
 
     /// The state at fill `index`: the fills since the last applied one added, capped at max.
+    ///
+    /// A reading from before the last applied fill is taken as late (another caller read
+    /// its clock later) when it is less than 2^39 fills behind; the bucket is then used as
+    /// it is. So a bucket idle for over 2^39 fills (17 years at 1 ms) may miss its refill.
     fn refill(&self, packed: u64, index: u64) -> (u64, u64) {
         let (last, tokens) = unpack(packed);
+        if tokens == FRESH {
+            return (index, self.max);
+        }
         let elapsed = index.wrapping_sub(last) & INDEX_MASK;
         if elapsed == 0 || elapsed > INDEX_MASK / 2 {
             // The same fill, or a reading from before the last applied fill.
@@ -202,7 +213,7 @@ mod tests {
         );
         bad(
             TokenBucketConfig {
-                max_tokens: 1 << 24,
+                max_tokens: (1 << 24) - 1,
                 ..ok
             },
             "max_tokens",
@@ -264,6 +275,19 @@ mod tests {
         assert_eq!(b.available(SEC + MS), 4);
         let b = bucket(4, u32::MAX, MS);
         assert_eq!(drain(&b, Duration::MAX), 4);
+    }
+
+    #[test]
+    fn any_origin_works() {
+        // A clock counted from long ago (fill indexes past 2^39): the first reading sets the
+        // index, and later fills are applied.
+        let b = bucket(2, 1, MS);
+        let long_ago = Duration::from_secs(56 * 365 * 24 * 3600);
+        assert_eq!(drain(&b, long_ago), 2);
+        assert!(!b.try_acquire(long_ago));
+        assert_eq!(drain(&b, long_ago + MS), 1);
+        assert_eq!(drain(&b, long_ago + 10 * MS), 2);
+        assert_eq!(b.available(long_ago + 20 * MS), 2);
     }
 
     #[test]
@@ -396,5 +420,6 @@ mod tests {
             (INDEX_MASK, TOKEN_MASK)
         );
         assert_eq!(unpack(pack(12345, 678)), (12345, 678));
+        assert!(u64::from(TokenBucketConfig::MAX_TOKENS) < FRESH);
     }
 }
