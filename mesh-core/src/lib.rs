@@ -10,13 +10,16 @@
 pub mod balance;
 pub mod breaker;
 pub mod config;
+pub mod deadline;
 pub mod discovery;
 pub mod duration;
 pub mod endpoint;
 pub mod hash;
 pub mod health;
+pub mod hedge;
 pub mod name;
 pub mod outlier;
+pub mod ratelimit;
 pub mod resolv_conf;
 pub mod retry;
 pub mod route;
