@@ -32,6 +32,9 @@ use http::{Request, Response};
 use mesh_core::balance::{EndpointStats, Picker};
 use mesh_core::config::{LoadBalancer, TrafficPolicy};
 use mesh_core::hash::RequestHash;
+use mesh_core::outlier::{
+    EjectReason, LocalFailure, Observation, OutlierDetector, OutlierSettings,
+};
 use mesh_core::{Endpoint, Resolution};
 use mesh_dns::EndpointWatch;
 use tokio::sync::{oneshot, watch};
@@ -58,6 +61,8 @@ struct Shared {
     settings: EndpointSettings,
     clock: Clock,
     snapshot: ArcSwap<Snapshot>,
+    /// Outlier detection, when the policy has it.
+    outlier: Option<OutlierDetector>,
     ready: watch::Sender<bool>,
     /// Dropped with the last `Balance`: stops the updater task.
     _stop: oneshot::Sender<()>,
@@ -109,12 +114,17 @@ impl Balance {
                 endpoints: Vec::new(),
                 picker: Picker::for_endpoints(&lb, &[]),
             }),
+            outlier: policy
+                .outlier_detection
+                .as_ref()
+                .map(|o| OutlierDetector::new(OutlierSettings::from(o))),
             ready: watch::channel(false).0,
             _stop: stop,
         });
         let first = endpoints.borrow_and_update().clone();
         shared.apply(&first);
         let weak = Arc::downgrade(&shared);
+        let sweep_every = shared.outlier.as_ref().map(OutlierDetector::interval);
         tokio::spawn(async move {
             let follow = async {
                 while endpoints.changed().await.is_ok() {
@@ -123,9 +133,21 @@ impl Balance {
                     shared.apply(&resolution);
                 }
             };
+            let sweep = async {
+                let Some(every) = sweep_every else { return };
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = weak.upgrade() else { break };
+                    shared.sweep();
+                }
+            };
             tokio::select! {
                 _ = stopped => {}
-                _ = follow => {}
+                // Fixed endpoints never change, but their outliers are still swept.
+                _ = async { tokio::join!(follow, sweep) } => {}
             }
         });
         Self { shared }
@@ -171,8 +193,13 @@ impl Balance {
                     .pick_hashed(&snapshot.endpoints, now, &mut rand::rng(), avoid, hash)
                     .unwrap_or(0);
                 if let Some(endpoint) = snapshot.endpoints.get(picked) {
+                    let observe = shared
+                        .outlier
+                        .as_ref()
+                        .map(|_| (self.clone(), endpoint.clone()));
                     return BalanceFuture::from(BalanceState::Calling {
                         future: endpoint.0.call(req, shared.clock),
+                        observe,
                     });
                 }
                 Arc::from("no endpoints")
@@ -187,7 +214,94 @@ impl Balance {
     }
 }
 
+impl Balance {
+    /// Counts an answer of `endpoint` for outlier detection, ejecting it past a threshold.
+    fn observe(&self, endpoint: &EndpointRef, result: &Result<Response<ResponseBody>, MeshError>) {
+        let shared = &self.shared;
+        let (Some(detector), Some(outlier)) = (&shared.outlier, endpoint.0.stats.outlier()) else {
+            return;
+        };
+        let observation = match result {
+            Ok(response) => Observation::Status(response.status().as_u16()),
+            Err(MeshError::Connect { .. }) => {
+                Observation::LocalOrigin(LocalFailure::ConnectFailure)
+            }
+            Err(MeshError::Reset { .. } | MeshError::RefusedStream { .. }) => {
+                Observation::LocalOrigin(LocalFailure::Reset)
+            }
+            Err(_) => return,
+        };
+        let now = shared.clock.now();
+        let Some(reason) = outlier.observe(observation, now) else {
+            return;
+        };
+        let snapshot = shared.snapshot.load();
+        let all = snapshot
+            .endpoints
+            .iter()
+            .filter_map(|e| e.0.stats.outlier());
+        if detector.on_threshold(outlier, reason, now, all) {
+            tracing::info!(
+                destination = %shared.destination,
+                endpoint = %endpoint.0.addr(),
+                ?reason,
+                until = ?outlier.ejected_until(),
+                "endpoint ejected"
+            );
+            metrics::counter!(
+                "mesh_outlier_ejections_total",
+                "destination" => shared.destination.to_string(),
+                "reason" => reason_name(reason),
+            )
+            .increment(1);
+        }
+    }
+}
+
+/// An ejection reason's name in metrics.
+fn reason_name(reason: EjectReason) -> &'static str {
+    match reason {
+        EjectReason::Consecutive5xx => "consecutive_5xx",
+        EjectReason::ConsecutiveGateway => "consecutive_gateway",
+        EjectReason::ConsecutiveLocalOrigin => "consecutive_local_origin",
+        EjectReason::Probation => "probation",
+        EjectReason::SuccessRate => "success_rate",
+        _ => "other",
+    }
+}
+
 impl Shared {
+    /// The periodic outlier sweep: returns, success-rate ejections, multiplier decay.
+    fn sweep(&self) {
+        let Some(detector) = &self.outlier else {
+            return;
+        };
+        let snapshot = self.snapshot.load();
+        let report = detector.sweep(
+            self.clock.now(),
+            snapshot
+                .endpoints
+                .iter()
+                .filter_map(|e| e.0.stats.outlier()),
+        );
+        for &i in &report.returned {
+            if let Some(e) = snapshot.endpoints.get(i) {
+                tracing::info!(destination = %self.destination, endpoint = %e.0.addr(), "endpoint returned");
+            }
+        }
+        for &i in &report.ejected {
+            if let Some(e) = snapshot.endpoints.get(i) {
+                tracing::info!(destination = %self.destination, endpoint = %e.0.addr(), "endpoint ejected (success rate)");
+                metrics::counter!(
+                    "mesh_outlier_ejections_total",
+                    "destination" => self.destination.to_string(),
+                    "reason" => "success_rate",
+                )
+                .increment(1);
+            }
+        }
+    }
+
     /// Replaces the snapshot with one for `resolution`, keeping the endpoints that stay.
     fn apply(&self, resolution: &Resolution) {
         let current = self.snapshot.load();
@@ -202,11 +316,18 @@ impl Shared {
                     .iter()
                     .map(|ep| match kept.remove(&ep.addr) {
                         Some(old) if old.0.stats.weight() == ep.weight => old.clone(),
-                        _ => EndpointRef(Arc::new(EndpointClient::new(
-                            ep.addr,
-                            EndpointStats::for_balancer(ep.weight, &self.lb),
-                            self.settings,
-                        ))),
+                        _ => {
+                            let stats = EndpointStats::for_balancer(ep.weight, &self.lb);
+                            let stats = match &self.outlier {
+                                Some(detector) => stats.with_outlier(detector.new_endpoint()),
+                                None => stats,
+                            };
+                            EndpointRef(Arc::new(EndpointClient::new(
+                                ep.addr,
+                                stats,
+                                self.settings,
+                            )))
+                        }
                     })
                     .collect();
                 (State::Ready, endpoints)
@@ -277,10 +398,11 @@ pin_project_lite::pin_project! {
             request: Option<Request<RequestBody>>,
             balance: Balance,
         },
-        /// Sent to an endpoint.
+        /// Sent to an endpoint; its answer is observed for outlier detection.
         Calling {
             #[pin]
             future: EndpointFuture,
+            observe: Option<(Balance, EndpointRef)>,
         },
         /// Failed before any endpoint was picked.
         Failed {
@@ -302,7 +424,13 @@ impl Future for BalanceFuture {
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                BalanceProj::Calling { future } => return future.poll(cx),
+                BalanceProj::Calling { future, observe } => {
+                    let result = ready!(future.poll(cx));
+                    if let Some((balance, endpoint)) = observe.take() {
+                        balance.observe(&endpoint, &result);
+                    }
+                    return Poll::Ready(result);
+                }
                 BalanceProj::Failed { error } => {
                     return Poll::Ready(Err(error.take().unwrap_or_else(|| {
                         MeshError::BadRequest {

@@ -9,6 +9,7 @@ mod discovery;
 mod faults;
 mod hashing;
 mod mirror;
+mod outlier;
 mod resilience;
 mod routes;
 mod support;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::peak_ewma::RttEstimate;
 use crate::config::{LoadBalancer, PeakEwmaConfig};
 use crate::health::ConnectHealth;
+use crate::outlier::EndpointOutlier;
 
 /// Live statistics of one endpoint: requests in flight, peak-EWMA latency, connect health.
 ///
@@ -17,6 +18,7 @@ pub struct EndpointStats {
     in_flight: AtomicU32,
     rtt: RttEstimate,
     health: ConnectHealth,
+    outlier: Option<EndpointOutlier>,
 }
 
 impl EndpointStats {
@@ -34,6 +36,7 @@ impl EndpointStats {
             in_flight: AtomicU32::new(0),
             rtt: RttEstimate::new(config),
             health: ConnectHealth::new(),
+            outlier: None,
         }
     }
 
@@ -44,6 +47,17 @@ impl EndpointStats {
             LoadBalancer::PeakEwma(config) => Self::with_ewma(weight, *config),
             _ => Self::new(weight),
         }
+    }
+
+    /// The same statistics with outlier detection: an ejected endpoint is not available.
+    pub fn with_outlier(mut self, outlier: EndpointOutlier) -> Self {
+        self.outlier = Some(outlier);
+        self
+    }
+
+    /// The endpoint's outlier detection state, when the destination has outlier detection.
+    pub fn outlier(&self) -> Option<&EndpointOutlier> {
+        self.outlier.as_ref()
     }
 
     /// The endpoint's weight (at least 1).
@@ -102,9 +116,10 @@ impl EndpointStats {
         self.health.on_success();
     }
 
-    /// Whether the endpoint is outside any connect back-off at `now`.
+    /// Whether the endpoint is outside any connect back-off at `now`, and not ejected by
+    /// outlier detection.
     pub fn is_available(&self, now: Duration) -> bool {
-        self.health.is_available(now)
+        self.health.is_available(now) && self.outlier.as_ref().is_none_or(|o| !o.is_ejected(now))
     }
 
     /// The endpoint's connect health (failure count and end of back-off), for reporting.

@@ -1,0 +1,90 @@
+//! Outlier detection: an endpoint that keeps failing is ejected, within
+//! `maxEjectionPercent`, and returns after its ejection time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh::tower::testing::Behavior;
+
+use crate::support::{Service, load};
+
+fn rule(max_ejection_percent: u32) -> String {
+    format!(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 5
+      interval: 10s
+      baseEjectionTime: 30s
+      maxEjectionPercent: {max_ejection_percent}
+"#
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_endpoint_is_ejected_and_retries_hide_its_errors() {
+    let reviews = Service::start("reviews", 78, 5).await;
+    reviews.pods[2].set_behavior(Behavior::Status(503));
+    let client = reviews.yaml_client(&[&rule(100)]);
+    let report = load(&client, &reviews.uri("/reviews/0"), 16, 625, Arc::default()).await;
+
+    assert_eq!(report.total(), 10_000);
+    let ok = report.statuses.get(&200).copied().unwrap_or(0);
+    assert!(
+        ok >= 9_990,
+        "{ok} of 10,000 succeeded: {:?}",
+        report.statuses
+    );
+    // Ejected after its fifth 503 (a few more may have been in flight then).
+    let bad = reviews.pods[2].hits();
+    assert!((5..=5 + 16).contains(&bad), "the failing pod served {bad}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn ejections_never_exceed_max_ejection_percent() {
+    let reviews = Service::start("reviews", 79, 5).await;
+    reviews.pods[0].set_behavior(Behavior::Status(503));
+    reviews.pods[1].set_behavior(Behavior::Status(503));
+    // 20 % of 5: one endpoint may be ejected, not two.
+    let client = reviews.yaml_client(&[&rule(20)]);
+    let uri = reviews.uri("/reviews/0");
+    load(&client, &uri, 4, 250, Arc::default()).await;
+    let before = [reviews.pods[0].hits(), reviews.pods[1].hits()];
+    load(&client, &uri, 4, 250, Arc::default()).await;
+    let after = [reviews.pods[0].hits(), reviews.pods[1].hits()];
+    let still_served = (0..2).filter(|&i| after[i] > before[i]).count();
+    assert_eq!(still_served, 1, "before {before:?}, after {after:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ejected_endpoint_returns_after_its_time() {
+    let reviews = Service::start("reviews", 80, 3).await;
+    reviews.pods[0].set_behavior(Behavior::Status(503));
+    let client = reviews.yaml_client(&[&rule(100)]);
+    let uri = reviews.uri("/reviews/0");
+    load(&client, &uri, 2, 100, Arc::default()).await;
+    let ejected_at = reviews.pods[0].hits();
+    load(&client, &uri, 2, 100, Arc::default()).await;
+    assert_eq!(
+        reviews.pods[0].hits(),
+        ejected_at,
+        "an ejected pod got traffic"
+    );
+
+    // Healthy again; after the 30 s ejection it takes traffic once more.
+    reviews.pods[0].set_behavior(Behavior::Ok);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let report = load(&client, &uri, 2, 150, Arc::default()).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert!(
+        reviews.pods[0].hits() > ejected_at + 20,
+        "the pod did not return: {} hits",
+        reviews.pods[0].hits()
+    );
+}
