@@ -74,7 +74,7 @@ pub fn request_hash(
         }),
         HashKey::QueryParameter(name) => uri
             .query()
-            .and_then(|q| query_value(q, name))
+            .and_then(|q| crate::query::param_bytes(q, name))
             .map_or(HashInput::None, |v| HashInput::Hash(hash_bytes(&v))),
         HashKey::SourceIp => source.map_or(HashInput::None, |ip| {
             let mut text = StackText::default();
@@ -134,51 +134,6 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
             let at = pair.iter().position(|&b| b == b'=')?;
             (trim(&pair[..at]) == name.as_bytes()).then(|| unquote(trim(&pair[at + 1..])))
         })
-}
-
-/// The percent-decoded value of the first parameter named `name` in `query`.
-fn query_value<'q>(query: &'q str, name: &str) -> Option<Cow<'q, [u8]>> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key).as_ref() == name.as_bytes()).then(|| decode(value))
-    })
-}
-
-/// `s` with `%XX` escapes decoded and `+` read as a space; a malformed escape is kept as is.
-fn decode(s: &str) -> Cow<'_, [u8]> {
-    let bytes = s.as_bytes();
-    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(bytes);
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = match bytes.get(i + 1..i + 3) {
-            Some(&[h, l]) if b == b'%' => hex(h).zip(hex(l)).map(|(h, l)| (h << 4) | l),
-            _ => None,
-        };
-        match (b, escaped) {
-            (_, Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, None) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// `s` with every byte `allowed` rejects written as `%XX`; borrowed when none is.

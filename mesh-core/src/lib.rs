@@ -19,6 +19,7 @@ pub mod health;
 pub mod hedge;
 pub mod name;
 pub mod outlier;
+mod query;
 pub mod ratelimit;
 pub mod resolv_conf;
 pub mod retry;

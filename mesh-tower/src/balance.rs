@@ -432,11 +432,7 @@ impl Future for BalanceFuture {
                     return Poll::Ready(result);
                 }
                 BalanceProj::Failed { error } => {
-                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                        MeshError::BadRequest {
-                            reason: "response future polled after completion".into(),
-                        }
-                    })));
+                    return Poll::Ready(Err(MeshError::take(error)));
                 }
                 BalanceProj::Waiting {
                     wait,

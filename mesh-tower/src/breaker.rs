@@ -309,11 +309,7 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Failed { error } => {
-                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                        MeshError::BadRequest {
-                            reason: "response future polled after completion".into(),
-                        }
-                    })));
+                    return Poll::Ready(Err(MeshError::take(error)));
                 }
             };
             state.set(next);

@@ -45,7 +45,7 @@ use crate::error::MeshError;
 use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
 use crate::local_reply::local_reply;
 use crate::mirror::{MirrorLayer, Shadow};
-use crate::route::{CompiledRoute, Dispatch, Host, Routed};
+use crate::route::{CompiledRoute, Host, Routed};
 
 /// Why a [`MeshClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -267,17 +267,10 @@ impl MeshClient {
 
     /// Sends a request whose body is already a [`RequestBody`].
     pub fn send(&self, req: Request<RequestBody>) -> ResponseFuture {
-        let dispatch = match self.host(req) {
+        match self.host(req) {
             Ok((req, host)) => host.dispatch(req),
-            Err(error) => Dispatch::Local(local_reply(error)),
-        };
-        let state = match dispatch {
-            Dispatch::Leg(future) => FutureState::Leg { future },
-            Dispatch::Local(response) => FutureState::Ready {
-                response: Some(response),
-            },
-        };
-        ResponseFuture { state }
+            Err(error) => ResponseFuture::ready(local_reply(error)),
+        }
     }
 
     /// The current endpoints of the destination `authority` names (`reviews:9080`), once a
@@ -659,18 +652,32 @@ pin_project_lite::pin_project! {
     }
 }
 
+impl ResponseFuture {
+    /// The future of a request sent down a leg.
+    pub(crate) fn leg(future: LegFuture) -> Self {
+        Self {
+            state: FutureState::Leg { future },
+        }
+    }
+
+    /// A future already answered (a local reply, a redirect, a direct response).
+    pub(crate) fn ready(response: Response<ResponseBody>) -> Self {
+        Self {
+            state: FutureState::Ready {
+                response: Some(response),
+            },
+        }
+    }
+}
+
 impl Future for ResponseFuture {
     type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            ResponseFutureProj::Ready { response } => {
-                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
-                    local_reply(MeshError::BadRequest {
-                        reason: "response future polled after completion".into(),
-                    })
-                })))
-            }
+            ResponseFutureProj::Ready { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| local_reply(MeshError::polled_after_completion())))),
             ResponseFutureProj::Leg { future } => future.poll(cx),
         }
     }

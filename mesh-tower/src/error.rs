@@ -114,6 +114,21 @@ impl MeshError {
         }
     }
 
+    /// The error of a response future polled again after it completed (a caller's bug).
+    pub(crate) fn polled_after_completion() -> Self {
+        MeshError::BadRequest {
+            reason: "response future polled after completion".into(),
+        }
+    }
+
+    /// Takes the error a failed future holds, or [`polled_after_completion`] when it was
+    /// taken already.
+    ///
+    /// [`polled_after_completion`]: Self::polled_after_completion
+    pub(crate) fn take(error: &mut Option<MeshError>) -> Self {
+        error.take().unwrap_or_else(Self::polled_after_completion)
+    }
+
     /// The endpoint involved, when one was picked.
     pub fn endpoint(&self) -> Option<SocketAddr> {
         match self {

@@ -204,11 +204,7 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 FaultProj::Aborted { error } => {
-                    return Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                        MeshError::BadRequest {
-                            reason: "response future polled after completion".into(),
-                        }
-                    })));
+                    return Poll::Ready(Err(MeshError::take(error)));
                 }
             };
             state.set(next);

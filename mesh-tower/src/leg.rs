@@ -78,6 +78,8 @@ pub(crate) struct Leg {
     hash: Option<HashKey>,
     route_headers: Option<Arc<Headers>>,
     destination_headers: Option<Arc<Headers>>,
+    /// Whether a header operation applies to responses.
+    response_headers: bool,
 }
 
 impl Leg {
@@ -116,7 +118,12 @@ impl Leg {
             LoadBalancer::ConsistentHash(ch) => Some(ch.key.clone()),
             _ => None,
         };
+        let response_headers = [&settings.route_headers, &settings.destination_headers]
+            .into_iter()
+            .flatten()
+            .any(|h| !h.response.is_empty());
         Self {
+            response_headers,
             backend,
             stack,
             hash,
@@ -155,12 +162,7 @@ impl Leg {
                 HashInput::None => {}
             }
         }
-        let needs_response_work = set_cookie.is_some()
-            || [&self.route_headers, &self.destination_headers]
-                .into_iter()
-                .flatten()
-                .any(|h| !h.response.is_empty());
-        let after = needs_response_work.then(|| {
+        let after = (self.response_headers || set_cookie.is_some()).then(|| {
             Box::new(After {
                 route_headers: self.route_headers.clone(),
                 destination_headers: self.destination_headers.clone(),

@@ -12,8 +12,9 @@ use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use mesh_core::route::{self, HttpRoute, RequestInfo, RouteAction, Split};
 
 use crate::body::{RequestBody, ResponseBody};
+use crate::client::ResponseFuture;
 use crate::error::MeshError;
-use crate::leg::{Leg, LegFuture};
+use crate::leg::Leg;
 use crate::local_reply::local_reply;
 
 /// Where requests to one authority go.
@@ -37,28 +38,20 @@ pub(crate) struct CompiledRoute {
     pub(crate) legs: Vec<Arc<Leg>>,
 }
 
-/// What dispatching a request gives: a leg's future or an answer made here. It is moved
-/// into the client's response future at once, so its size does not matter.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Dispatch {
-    Leg(LegFuture),
-    Local(Response<ResponseBody>),
-}
-
 impl Host {
-    pub(crate) fn dispatch(&self, req: Request<RequestBody>) -> Dispatch {
+    pub(crate) fn dispatch(&self, req: Request<RequestBody>) -> ResponseFuture {
         match self {
-            Host::Direct(leg) => Dispatch::Leg(leg.call(req)),
+            Host::Direct(leg) => ResponseFuture::leg(leg.call(req)),
             Host::Routed(routed) => routed.dispatch(req),
         }
     }
 }
 
 impl Routed {
-    fn dispatch(&self, mut req: Request<RequestBody>) -> Dispatch {
+    fn dispatch(&self, mut req: Request<RequestBody>) -> ResponseFuture {
         let info = RequestInfo::new(req.method(), req.uri(), req.headers());
         let Some(hit) = route::find(&self.routes, &info) else {
-            return Dispatch::Local(local_reply(MeshError::NoRoute {
+            return ResponseFuture::ready(local_reply(MeshError::NoRoute {
                 authority: self.authority.clone(),
                 method: req.method().clone(),
                 path: req.uri().path().into(),
@@ -76,18 +69,18 @@ impl Routed {
                         response.headers_mut().insert(header::LOCATION, value);
                     }
                     Err(_) => {
-                        return Dispatch::Local(local_reply(MeshError::BadRequest {
+                        return ResponseFuture::ready(local_reply(MeshError::BadRequest {
                             reason: format!("redirect location {location:?} is not a valid header")
                                 .into(),
                         }));
                     }
                 }
-                Dispatch::Local(response)
+                ResponseFuture::ready(response)
             }
             RouteAction::DirectResponse(direct) => {
                 let status = StatusCode::from_u16(direct.status)
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                Dispatch::Local(local(status, direct.body.clone().unwrap_or_default()))
+                ResponseFuture::ready(local(status, direct.body.clone().unwrap_or_default()))
             }
             RouteAction::Forward(forward) => {
                 let compiled = &self.compiled[hit.index];
@@ -97,13 +90,13 @@ impl Routed {
                     if let Err(error) =
                         rewrite_uri(&mut req, new_path.as_deref(), rewrite.authority.as_deref())
                     {
-                        return Dispatch::Local(local_reply(error));
+                        return ResponseFuture::ready(local_reply(error));
                     }
                 }
                 let index = compiled.split.pick(&mut rand::rng());
                 match compiled.legs.get(index) {
-                    Some(leg) => Dispatch::Leg(leg.call(req)),
-                    None => Dispatch::Local(local_reply(MeshError::NoEndpoints {
+                    Some(leg) => ResponseFuture::leg(leg.call(req)),
+                    None => ResponseFuture::ready(local_reply(MeshError::NoEndpoints {
                         destination: self.authority.clone(),
                         reason: "the matching route has no destination".into(),
                     })),

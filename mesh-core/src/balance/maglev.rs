@@ -145,7 +145,8 @@ pub(crate) fn effective_size(table_size: u64) -> u64 {
     m
 }
 
-fn is_prime(m: u64) -> bool {
+/// Whether `m` is prime (trial division; `m` is at most a few million here).
+pub(crate) fn is_prime(m: u64) -> bool {
     if m < 4 {
         return m >= 2;
     }
@@ -161,18 +162,14 @@ fn is_prime(m: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hosts(weights: &[u32]) -> Vec<(String, u32)> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| (format!("10.0.0.{i}:8080"), w))
-            .collect()
-    }
+    use crate::balance::tests::hosts;
 
     #[test]
     fn sizes_are_prime() {
         assert!(is_prime(65537) && is_prime(MAXIMUM_TABLE_SIZE) && is_prime(2));
+        let primes: Vec<u64> = (0..30).filter(|n| is_prime(*n)).collect();
+        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert!(!is_prime(65_536) && !is_prime(65_539 * 3));
         assert!(!is_prime(0) && !is_prime(1) && !is_prime(65535) && !is_prime(9));
         assert_eq!(effective_size(0), 65537);
         assert_eq!(effective_size(1), 2);

@@ -34,5 +34,10 @@ mod weighted;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use maglev::{
+    DEFAULT_TABLE_SIZE as DEFAULT_MAGLEV_TABLE_SIZE, MAXIMUM_TABLE_SIZE as MAX_MAGLEV_TABLE_SIZE,
+    is_prime,
+};
 pub use picker::Picker;
+pub(crate) use ring_hash::MAXIMUM_SIZE as MAX_RING_SIZE;
 pub use stats::EndpointStats;

@@ -157,14 +157,7 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hosts(weights: &[u32]) -> Vec<(String, u32)> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| (format!("10.0.0.{i}:8080"), w))
-            .collect()
-    }
+    use crate::balance::tests::hosts;
 
     #[test]
     fn sizes_follow_envoys_rule() {

@@ -842,3 +842,12 @@ mod hashing {
         }
     }
 }
+
+/// Ring and table hosts `10.0.0.<i>:8080` with these weights, in order.
+pub(super) fn hosts(weights: &[u32]) -> Vec<(String, u32)> {
+    weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| (format!("10.0.0.{i}:8080"), w))
+        .collect()
+}

@@ -6,11 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::istio::policy::{MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use super::{
     ConfigError, DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
     SubsetEndpoints, TrafficPolicy, Workload,
 };
+use crate::balance::{MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use crate::duration::format_duration;
 
 /// The most retries one request may make.

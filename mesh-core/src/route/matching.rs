@@ -1,8 +1,6 @@
 //! Matching a request against routes (Istio's `HTTPMatchRequest`): the fields of a block are
 //! ANDed, the blocks of a route ORed, and the first matching route of a list wins.
 
-use std::borrow::Cow;
-
 use http::{HeaderMap, HeaderName, Method, Uri};
 
 use super::{
@@ -170,62 +168,12 @@ fn header_matches(headers: &HeaderMap, name: &HeaderName, m: &ValueMatch) -> boo
 
 /// Whether the query has the parameter `name` (first occurrence) and it matches.
 fn query_matches(query: Option<&str>, name: &str, m: &ValueMatch) -> bool {
-    let Some(value) = query.and_then(|q| query_param(q, name)) else {
+    let Some(value) = query.and_then(|q| crate::query::param(q, name)) else {
         return false;
     };
     match m {
         ValueMatch::Present => true,
         ValueMatch::Value(m) => m.matches(&value),
-    }
-}
-
-/// The decoded value of the first parameter of `query` (`a=b&c=d`, without `?`) whose decoded
-/// name is `name`; a parameter without `=` has the value `""`.
-pub(super) fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
-    query_pairs(query).find_map(|(k, v)| (percent_decode(k) == name).then(|| percent_decode(v)))
-}
-
-/// The raw `(name, value)` pairs of a query, empty segments skipped.
-pub(super) fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.split_once('=').unwrap_or((s, "")))
-}
-
-/// Decodes `%XX` escapes and `+` (a space, as forms encode it); a `%` not followed by two hex
-/// digits stays as it is, and bytes that do not decode to UTF-8 become U+FFFD.
-pub(super) fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    // `from_str_radix` accepts a sign; only two hex digits are an escape.
-                    Some(b) if bytes[i + 1].is_ascii_hexdigit() => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    match String::from_utf8(out) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
 }
 
@@ -519,17 +467,6 @@ mod tests {
         };
         assert_eq!(check(&empty, get("/?flag")), Some(None));
         assert_eq!(check(&empty, get("/?flag=x")), None);
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert!(matches!(percent_decode("plain"), Cow::Borrowed("plain")));
-        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("%+1"), "% 1");
-        assert_eq!(percent_decode("%C3%A9"), "é");
-        assert_eq!(percent_decode("%FF"), "\u{FFFD}");
     }
 
     fn route(matches: Vec<RouteMatch>) -> HttpRoute {

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::matching::{percent_decode, query_param};
 use super::{HeaderOps, Pattern, RequestInfo, Rewrite, RouteMatch, Split, StringMatch};
+use crate::query::{decode as percent_decode, param as query_param};
 
 /// A generator that fails the test if anything draws from it.
 pub(super) struct NoDraw;

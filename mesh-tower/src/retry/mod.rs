@@ -286,7 +286,7 @@ where
             let next = match this.state.as_mut().project() {
                 StateProj::Buffering { parts, stream, buf } => {
                     let (Some(body), Some(p)) = (stream.as_mut(), parts.as_ref()) else {
-                        return Poll::Ready(Err(polled_after_completion()));
+                        return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     let mut trailers = None;
                     let overflow = loop {
@@ -327,7 +327,7 @@ where
                         body
                     };
                     let Some(parts) = parts.take() else {
-                        return Poll::Ready(Err(polled_after_completion()));
+                        return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     // The service was polled ready by our caller before `call`.
                     State::calling(this.inner.call(Request::from_parts(parts, body)))
@@ -392,7 +392,7 @@ where
                     let (Some(template), Some(replay)) =
                         (this.template.as_ref(), this.replay.as_ref())
                     else {
-                        return Poll::Ready(Err(polled_after_completion()));
+                        return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     let mut req = template.build(replay.try_clone().unwrap_or_default());
                     if let Some(addr) = *avoid {
@@ -403,12 +403,6 @@ where
             };
             self.as_mut().project().state.set(next);
         }
-    }
-}
-
-fn polled_after_completion() -> MeshError {
-    MeshError::BadRequest {
-        reason: "retry future polled after completion".into(),
     }
 }
 

@@ -4,39 +4,13 @@
 use http::HeaderName;
 
 use super::walk::{Mode, Node, Obj, Walker, shown};
+use crate::balance::{DEFAULT_MAGLEV_TABLE_SIZE, MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use crate::config::builder::PolicyOverrides;
 use crate::config::values::{self, LbKind};
 use crate::config::{
     ConfigError, ConnectionPool, ConsistentHash, HashCookie, HashKey, HashTable, OutlierDetection,
     Protocol,
 };
-
-/// The largest ring-hash minimum size Envoy accepts (2^23).
-pub(crate) const MAX_RING_SIZE: u64 = 8_388_608;
-
-/// The largest Maglev table size Envoy accepts (a prime).
-pub(crate) const MAX_MAGLEV_TABLE_SIZE: u64 = 5_000_011;
-
-/// Istio's default Maglev table size.
-const DEFAULT_MAGLEV_TABLE_SIZE: u64 = 65_537;
-
-/// Whether `n` is prime (trial division; `n` is at most a few million here).
-pub(crate) fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n.is_multiple_of(2) {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n.is_multiple_of(d) {
-            return false;
-        }
-        d += 2;
-    }
-    true
-}
 
 /// A load-balancing algorithm and, for consistent hashing, its parameters.
 #[derive(Clone, Debug)]
@@ -479,19 +453,4 @@ fn policy_fields(o: &mut Obj<'_>, w: &mut Walker) -> Result<PolicyOverrides, Con
         "client TLS settings are not implemented yet; connections are made without them",
     )?;
     Ok(ov)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn primes() {
-        let primes: Vec<u64> = (0..30).filter(|n| is_prime(*n)).collect();
-        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
-        assert!(is_prime(65_537));
-        assert!(is_prime(MAX_MAGLEV_TABLE_SIZE));
-        assert!(!is_prime(65_536));
-        assert!(!is_prime(65_539 * 3));
-    }
 }
