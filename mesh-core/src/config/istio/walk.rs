@@ -86,23 +86,21 @@ impl Walker {
         node: &Node<'_>,
         message: &str,
     ) -> Result<(), ConfigError> {
-        match self.mode {
-            Mode::Lenient => {
-                self.warn(&node.path, message);
-                Ok(())
-            }
-            Mode::Strict => Err(self.invalid(
-                &node.path,
-                shown(node.value),
-                format!("not supported here: {message}"),
-            )),
-        }
+        self.tolerate(node, message, "not supported here")
     }
-}
 
-impl Walker {
     /// A deprecated field that is still read: a warning, or in strict mode an error.
     pub(crate) fn deprecated(&mut self, node: &Node<'_>, message: &str) -> Result<(), ConfigError> {
+        self.tolerate(node, message, "not accepted in mesh's own format")
+    }
+
+    /// A warning about `node` in lenient mode; in strict mode an error saying `refusal`.
+    fn tolerate(
+        &mut self,
+        node: &Node<'_>,
+        message: &str,
+        refusal: &str,
+    ) -> Result<(), ConfigError> {
         match self.mode {
             Mode::Lenient => {
                 self.warn(&node.path, message);
@@ -111,7 +109,7 @@ impl Walker {
             Mode::Strict => Err(self.invalid(
                 &node.path,
                 shown(node.value),
-                format!("not accepted in mesh's own format: {message}"),
+                format!("{refusal}: {message}"),
             )),
         }
     }
