@@ -10,6 +10,7 @@ use mesh_core::retry::Outcome;
 use mesh_core::route::AbortStatus;
 
 use crate::BoxError;
+use crate::limit::Limited;
 
 /// Why the client stack could not get a response from upstream.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,14 @@ pub enum MeshError {
         /// The limit that tripped.
         limit: Limit,
     },
+    /// A local rate limit or concurrency limit of the destination rejected the request.
+    #[error("local limit: {destination}: {limited}")]
+    Limited {
+        /// The destination, as `host:port`.
+        destination: Arc<str>,
+        /// The limit and why.
+        limited: Limited,
+    },
     /// Fault injection aborted the request (Envoy's body says "fault filter abort").
     #[error("fault filter abort: {destination} (injected {status:?})")]
     FaultAbort {
@@ -110,6 +119,7 @@ impl MeshError {
             | MeshError::BadRequest { .. }
             | MeshError::NoRoute { .. }
             | MeshError::Overflow { .. }
+            | MeshError::Limited { .. }
             | MeshError::FaultAbort { .. } => None,
         }
     }
@@ -152,6 +162,10 @@ impl MeshError {
             | MeshError::Reset { .. } => StatusCode::SERVICE_UNAVAILABLE,
             MeshError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             MeshError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            MeshError::Limited { limited, .. } => match limited {
+                Limited::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                Limited::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            },
             MeshError::FaultAbort { status, .. } => match status {
                 AbortStatus::Http(code) => {
                     StatusCode::from_u16(*code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
@@ -172,6 +186,10 @@ impl MeshError {
             MeshError::BadRequest { .. } => "DPE",
             MeshError::NoRoute { .. } => "NR",
             MeshError::Overflow { .. } => "UO",
+            MeshError::Limited { limited, .. } => match limited {
+                Limited::RateLimited => "RL",
+                Limited::Shed { .. } => "UO",
+            },
             MeshError::FaultAbort { .. } => "FI",
         }
     }

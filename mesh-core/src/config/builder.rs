@@ -227,6 +227,10 @@ impl PolicyOverrides {
                 .outlier_detection
                 .clone()
                 .unwrap_or_else(|| base.outlier_detection.clone()),
+            retry_concurrency_budget: base.retry_concurrency_budget,
+            rate_limit: base.rate_limit,
+            concurrency_limit: base.concurrency_limit,
+            hedge: base.hedge,
         }
     }
 }
@@ -474,6 +478,7 @@ impl MeshConfigBuilder {
             defaults,
             destinations,
             virtual_services: self.virtual_services,
+            server: crate::config::ServerConfig::default(),
             warnings: self.warnings,
         };
         config.validate()?;

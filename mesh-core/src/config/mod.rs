@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use crate::hedge::HedgePolicy;
+use crate::outlier::SuccessRate;
+use crate::ratelimit::TokenBucketConfig;
 use crate::retry::RetryOn;
 use crate::route::VirtualService;
 
@@ -44,8 +47,55 @@ pub struct MeshConfig {
     pub destinations: Vec<DestinationConfig>,
     /// HTTP routes by host (Istio's VirtualServices), in the order they were given.
     pub virtual_services: Vec<VirtualService>,
+    /// The server stack's settings (inbound limits, shutdown).
+    pub server: ServerConfig,
     /// Fields that were read but are not implemented, by path; the client logs them.
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// The server stack's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Local rate limit of inbound requests (Envoy's local rate limit): past it, 429.
+    pub rate_limit: Option<TokenBucketConfig>,
+    /// Inbound requests handled at once; past it a request is shed with 503.
+    pub concurrency_limit: Option<u32>,
+    /// Whether a deadline an inbound request carries (`x-mesh-timeout-ms` or `grpc-timeout`)
+    /// bounds the outbound calls made while handling it (true).
+    pub propagate_deadline: bool,
+    /// How shutdown drains connections.
+    pub shutdown: ShutdownConfig,
+}
+
+/// How the server drains on shutdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownConfig {
+    /// How long kept-alive HTTP/1.1 connections stay open after shutdown starts, answering
+    /// each request with `Connection: close` (5 s, as Istio's `terminationDrainDuration`).
+    pub drain: Duration,
+    /// The most shutdown takes: requests still in flight after it are cut (30 s, as
+    /// Kubernetes' `terminationGracePeriodSeconds`).
+    pub grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit: None,
+            concurrency_limit: None,
+            propagate_deadline: true,
+            shutdown: ShutdownConfig::default(),
+        }
+    }
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            drain: Duration::from_secs(5),
+            grace: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A field that was read but has no effect (not implemented), named by its path.
@@ -168,6 +218,34 @@ pub struct TrafficPolicy {
     pub connection_pool: ConnectionPool,
     /// Istio's `outlierDetection` settings, as written; `None` when not configured.
     pub outlier_detection: Option<OutlierDetection>,
+    /// Istio's `retryBudget` (Envoy's circuit-breaker retry budget): retries in flight are
+    /// capped at a share of the requests in flight; `None` leaves `http.maxRetries` alone.
+    pub retry_concurrency_budget: Option<RetryConcurrencyBudget>,
+    /// A local rate limit on requests to the destination: past it, 429 (flag RL).
+    pub rate_limit: Option<TokenBucketConfig>,
+    /// Requests to the destination in flight at once; past it a request is shed with 503.
+    pub concurrency_limit: Option<u32>,
+    /// Hedged requests for idempotent methods; `None` (the default) never hedges.
+    pub hedge: Option<HedgePolicy>,
+}
+
+/// Istio's `trafficPolicy.retryBudget`: at most `percent` of the requests in flight (active
+/// and pending) may be retries, and always at least `min_retry_concurrency`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryConcurrencyBudget {
+    /// The share of requests in flight that may be retries, in percent (20).
+    pub percent: f64,
+    /// Retries always allowed in flight at once (3).
+    pub min_retry_concurrency: u32,
+}
+
+impl Default for RetryConcurrencyBudget {
+    fn default() -> Self {
+        Self {
+            percent: 20.0,
+            min_retry_concurrency: 3,
+        }
+    }
 }
 
 /// Istio's `connectionPool` settings; `None` fields are unset (no limit, or Istio's default).
@@ -208,6 +286,8 @@ pub struct OutlierDetection {
     pub max_ejection_percent: Option<u32>,
     /// `minHealthPercent` (0).
     pub min_health_percent: Option<u32>,
+    /// Success-rate ejection (Envoy's `success_rate_*`, not in Istio's API); `None` is off.
+    pub success_rate: Option<SuccessRate>,
 }
 
 /// Load-balancing algorithms, by Istio's names.
@@ -396,6 +476,10 @@ impl Default for TrafficPolicy {
             retries: RetryPolicy::default(),
             connection_pool: ConnectionPool::default(),
             outlier_detection: None,
+            retry_concurrency_budget: None,
+            rate_limit: None,
+            concurrency_limit: None,
+            hedge: None,
         }
     }
 }

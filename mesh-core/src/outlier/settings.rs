@@ -85,7 +85,7 @@ impl From<&OutlierDetection> for OutlierSettings {
                 .unwrap_or(DEFAULT_MAX_EJECTION_PERCENT)
                 .min(100),
             min_health_percent: o.min_health_percent.unwrap_or(0).min(100),
-            success_rate: None,
+            success_rate: o.success_rate.clone(),
             probation: true,
         }
     }

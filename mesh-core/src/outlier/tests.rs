@@ -75,6 +75,7 @@ fn settings_take_configured_values() {
         base_ejection_time: Some(secs(400)),
         max_ejection_percent: Some(250),
         min_health_percent: Some(50),
+        success_rate: None,
     });
     assert_eq!(s.consecutive_5xx, 0);
     assert_eq!(s.consecutive_gateway, 3);
