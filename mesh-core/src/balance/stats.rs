@@ -117,9 +117,9 @@ impl EndpointStats {
     }
 
     /// Whether the endpoint is outside any connect back-off at `now`, and not ejected by
-    /// outlier detection.
+    /// outlier detection (or its destination is in panic mode).
     pub fn is_available(&self, now: Duration) -> bool {
-        self.health.is_available(now) && self.outlier.as_ref().is_none_or(|o| !o.is_ejected(now))
+        self.health.is_available(now) && self.outlier.as_ref().is_none_or(|o| !o.is_excluded(now))
     }
 
     /// The endpoint's connect health (failure count and end of back-off), for reporting.

@@ -1,6 +1,7 @@
 //! The per-destination detector: decides ejections, ends them, and runs success-rate ejection.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::endpoint::EndpointOutlier;
@@ -19,6 +20,9 @@ use super::{ejection_allowed, healthy_enough, max_ejected};
 pub struct OutlierDetector {
     settings: OutlierSettings,
     state: Mutex<State>,
+    /// Set while fewer than `minHealthPercent` of the endpoints are not ejected: ejections
+    /// are then not honoured (Envoy's panic mode). Shared with every endpoint it made.
+    panic: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Default)]
@@ -42,7 +46,21 @@ impl OutlierDetector {
         Self {
             settings,
             state: Mutex::new(State::default()),
+            panic: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether the destination is in panic mode: fewer than `minHealthPercent` of its
+    /// endpoints are not ejected, so the balancer uses them all. Updated at each ejection and
+    /// sweep.
+    pub fn in_panic(&self) -> bool {
+        self.panic.load(Ordering::Relaxed)
+    }
+
+    /// Recomputes panic mode from `total` endpoints of which `ejected` are ejected.
+    fn update_panic(&self, total: usize, ejected: usize) {
+        self.panic
+            .store(!self.healthy_enough(total, ejected), Ordering::Relaxed);
     }
 
     /// The settings it applies.
@@ -57,7 +75,7 @@ impl OutlierDetector {
 
     /// A fresh [`EndpointOutlier`] counting with these settings.
     pub fn new_endpoint(&self) -> EndpointOutlier {
-        EndpointOutlier::new(&self.settings)
+        EndpointOutlier::new(&self.settings).in_panic_with(self.panic.clone())
     }
 
     /// Ejections decided so far (consecutive, probation and success rate).
@@ -101,6 +119,7 @@ impl OutlierDetector {
             return false;
         }
         self.eject(&mut state, endpoint, now);
+        self.update_panic(total, ejected + 1);
         true
     }
 
@@ -133,10 +152,11 @@ impl OutlierDetector {
                 candidates.push((i, requests, successes));
             }
         }
+        let ejected = endpoints.iter().filter(|e| e.is_ejected(now)).count();
         let Some(success_rate) = &self.settings.success_rate else {
+            self.update_panic(endpoints.len(), ejected);
             return report;
         };
-        let ejected = endpoints.iter().filter(|e| e.is_ejected(now)).count();
         let room = max_ejected(endpoints.len(), self.settings.max_ejection_percent)
             .saturating_sub(ejected);
         for i in success_rate_outliers(success_rate, &candidates)
@@ -146,6 +166,7 @@ impl OutlierDetector {
             self.eject(&mut state, endpoints[i], now);
             report.ejected.push(i);
         }
+        self.update_panic(endpoints.len(), ejected + report.ejected.len());
         report
     }
 
@@ -164,3 +185,4 @@ impl OutlierDetector {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+

@@ -1,5 +1,6 @@
 //! One endpoint's outlier state: consecutive-failure counters and its ejection, in atomics.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -44,6 +45,11 @@ pub struct EndpointOutlier {
     ejections: AtomicU32,
     /// Returned from an ejection and not yet succeeded.
     probation: AtomicBool,
+    /// The destination's panic flag (see [`OutlierDetector::in_panic`]); while it is set
+    /// an ejected endpoint still takes traffic.
+    ///
+    /// [`OutlierDetector::in_panic`]: super::OutlierDetector::in_panic
+    panic: Option<Arc<AtomicBool>>,
 }
 
 impl EndpointOutlier {
@@ -71,7 +77,20 @@ impl EndpointOutlier {
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             probation: AtomicBool::new(false),
+            panic: None,
         }
+    }
+
+    /// The same endpoint, honouring its destination's panic flag.
+    pub(crate) fn in_panic_with(mut self, panic: Arc<AtomicBool>) -> Self {
+        self.panic = Some(panic);
+        self
+    }
+
+    /// Whether the balancer should skip the endpoint at `now`: it is ejected and its
+    /// destination is not in panic mode (`minHealthPercent`).
+    pub fn is_excluded(&self, now: Duration) -> bool {
+        self.is_ejected(now) && !self.panic.as_ref().is_some_and(|p| p.load(Ordering::Relaxed))
     }
 
     /// Counts the outcome of one request that ended at `now`; `Some` when it reached a

@@ -478,6 +478,38 @@ fn panic_mode_threshold() {
     assert!(d.healthy_enough(eps.len(), 2));
 }
 
+#[test]
+fn below_min_health_ejected_endpoints_are_not_excluded() {
+    let s = OutlierSettings {
+        min_health_percent: 50,
+        ..percent(100)
+    };
+    let (d, eps) = setup(s, 4);
+    for i in 0..2 {
+        feed(&d, &eps, i, E500, 5, secs(1));
+    }
+    // Two of four healthy: 50 % is enough, ejections are honoured.
+    assert!(!d.in_panic());
+    assert!(eps[0].is_excluded(secs(1)) && eps[1].is_excluded(secs(1)));
+    feed(&d, &eps, 2, E500, 5, secs(1));
+    // One of four: panic, everyone takes traffic though three are still ejected.
+    assert!(d.in_panic());
+    assert!(eps.iter().all(|e| !e.is_excluded(secs(1))));
+    assert!(eps[2].is_ejected(secs(1)));
+    // All return after 30 s; the sweep ends panic mode.
+    d.sweep(secs(40), &eps);
+    assert!(!d.in_panic());
+}
+
+#[test]
+fn without_min_health_there_is_no_panic() {
+    let (d, eps) = setup(percent(100), 2);
+    feed(&d, &eps, 0, E500, 5, secs(1));
+    feed(&d, &eps, 1, E500, 5, secs(1));
+    assert!(!d.in_panic());
+    assert!(eps.iter().all(|e| e.is_excluded(secs(1))));
+}
+
 /// `n` endpoints with success-rate detection only; endpoint `i` answered `requests[i]`
 /// requests of which `failures[i]` failed.
 fn success_rate_run(sr: SuccessRate, pct: u32, requests: &[u32], failures: &[u32]) -> SweepReport {
