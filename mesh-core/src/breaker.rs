@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use crate::config::{ConnectionPool, Protocol};
+use crate::config::{ConnectionPool, Protocol, RetryConcurrencyBudget};
 
 /// The limit a request tripped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -33,6 +33,8 @@ pub enum Limit {
     MaxRequests,
     /// `http.maxRetries`: too many retries in flight.
     MaxRetries,
+    /// `retryBudget`: retries in flight reached their share of the requests in flight.
+    RetryBudget,
 }
 
 impl Limit {
@@ -43,6 +45,7 @@ impl Limit {
             Limit::MaxPendingRequests => "max_pending_requests",
             Limit::MaxRequests => "max_requests",
             Limit::MaxRetries => "max_retries",
+            Limit::RetryBudget => "retry_budget",
         }
     }
 }
@@ -73,8 +76,6 @@ pub struct PoolLimits {
     pub active_limit: Option<Limit>,
     /// Requests that may wait when `active` is reached (0: none wait).
     pub pending: usize,
-    /// Retries in flight at once.
-    pub retries: Option<usize>,
 }
 
 impl PoolLimits {
@@ -104,13 +105,12 @@ impl PoolLimits {
             active,
             active_limit,
             pending,
-            retries: size(pool.max_retries),
         }
     }
 
     /// Whether the pool limits anything at all.
     pub fn is_unlimited(&self) -> bool {
-        self.active.is_none() && self.retries.is_none()
+        self.active.is_none()
     }
 
     /// The decision for a new request when `active` requests are in flight and `pending`
@@ -129,10 +129,64 @@ impl PoolLimits {
             _ => Admission::Proceed,
         }
     }
+}
 
-    /// Whether one more retry may start when `retries` are in flight.
-    pub fn admit_retry(&self, retries: usize) -> bool {
-        self.retries.is_none_or(|max| retries < max)
+/// How many retries may be in flight to a destination at once: Istio's `http.maxRetries`, or
+/// its `retryBudget` (Envoy's circuit-breaker retry budget), which replaces `maxRetries` when
+/// set. A retry past the limit is not made: the caller gets the answer it has.
+///
+/// ```
+/// use mesh_core::breaker::{Limit, RetryLimits};
+/// use mesh_core::config::RetryConcurrencyBudget;
+///
+/// let limits = RetryLimits::new(None, Some(RetryConcurrencyBudget { percent: 20.0, min_retry_concurrency: 3 }));
+/// assert_eq!(limits.admit(2, 5), Ok(()));            // 3 always allowed
+/// assert_eq!(limits.admit(3, 5), Err(Limit::RetryBudget));
+/// assert_eq!(limits.admit(9, 50), Ok(()));           // 20 % of 50 is 10
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct RetryLimits {
+    /// `http.maxRetries`; `None` is unlimited.
+    pub max_retries: Option<usize>,
+    /// `retryBudget`; when set, `max_retries` is not used.
+    pub budget: Option<RetryConcurrencyBudget>,
+}
+
+impl RetryLimits {
+    /// The limits of `maxRetries` (from a pool's `max_retries`) and `retryBudget`.
+    pub fn new(max_retries: Option<u32>, budget: Option<RetryConcurrencyBudget>) -> Self {
+        Self {
+            max_retries: max_retries.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            budget,
+        }
+    }
+
+    /// Whether nothing limits retries (nothing needs counting).
+    pub fn is_unlimited(&self) -> bool {
+        self.max_retries.is_none() && self.budget.is_none()
+    }
+
+    /// Whether one more retry may start when `retries` are in flight among `requests`
+    /// requests in flight (active and pending, retries included); the limit that stops it.
+    pub fn admit(&self, retries: usize, requests: usize) -> Result<(), Limit> {
+        if let Some(budget) = self.budget {
+            let share = if budget.percent.is_finite() && budget.percent > 0.0 {
+                // Truncation is the intent: Envoy rounds the share down.
+                (requests as f64 * budget.percent.min(100.0) / 100.0) as usize
+            } else {
+                0
+            };
+            let max = share.max(budget.min_retry_concurrency as usize);
+            return if retries < max {
+                Ok(())
+            } else {
+                Err(Limit::RetryBudget)
+            };
+        }
+        match self.max_retries {
+            Some(max) if retries >= max => Err(Limit::MaxRetries),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -158,7 +212,8 @@ mod tests {
         let limits = PoolLimits::new(&ConnectionPool::default(), Protocol::Http1);
         assert!(limits.is_unlimited());
         assert_eq!(limits.admit(usize::MAX - 1, 0), Admission::Proceed);
-        assert!(limits.admit_retry(1_000_000));
+        assert!(RetryLimits::default().is_unlimited());
+        assert_eq!(RetryLimits::default().admit(1_000_000, 0), Ok(()));
     }
 
     #[test]
@@ -206,14 +261,30 @@ mod tests {
 
     #[test]
     fn retries_are_capped() {
-        let limits = PoolLimits::new(
-            &ConnectionPool {
-                max_retries: Some(2),
-                ..Default::default()
-            },
-            Protocol::Http1,
+        let limits = RetryLimits::new(Some(2), None);
+        assert_eq!(limits.admit(1, 0), Ok(()));
+        assert_eq!(limits.admit(2, 100), Err(Limit::MaxRetries));
+    }
+
+    #[test]
+    fn a_retry_budget_replaces_max_retries() {
+        let budget = RetryConcurrencyBudget {
+            percent: 50.0,
+            min_retry_concurrency: 1,
+        };
+        let limits = RetryLimits::new(Some(0), Some(budget));
+        assert_eq!(limits.admit(0, 0), Ok(()));
+        assert_eq!(limits.admit(1, 1), Err(Limit::RetryBudget));
+        assert_eq!(limits.admit(4, 10), Ok(()));
+        assert_eq!(limits.admit(5, 10), Err(Limit::RetryBudget));
+        let odd = RetryConcurrencyBudget {
+            percent: f64::NAN,
+            min_retry_concurrency: 2,
+        };
+        assert_eq!(RetryLimits::new(None, Some(odd)).admit(1, 1_000), Ok(()));
+        assert_eq!(
+            RetryLimits::new(None, Some(odd)).admit(2, 1_000),
+            Err(Limit::RetryBudget)
         );
-        assert!(limits.admit_retry(1));
-        assert!(!limits.admit_retry(2));
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{HeaderValue, Request, Response, header};
-use mesh_core::breaker::PoolLimits;
+use mesh_core::breaker::{PoolLimits, RetryLimits};
 use mesh_core::config::{HashKey, LoadBalancer, TrafficPolicy};
 use mesh_core::hash::{HashInput, RequestHash, request_hash};
 use mesh_core::route::{Fault, Headers, RouteRetries};
@@ -28,7 +28,7 @@ use crate::breaker::{Breaker, BreakerLayer};
 use crate::fault::{FaultLayer, FaultService};
 use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
 use crate::mirror::{MirrorLayer, MirrorService};
-use crate::retry::{Retry, RetryLayer};
+use crate::retry::{self, Retry, RetryLayer};
 use crate::timeout::{Timeout, TimeoutLayer};
 
 /// A request extension: the address of the caller the request is made for (a gateway sets
@@ -45,15 +45,22 @@ pub(crate) struct Backend {
     pub(crate) balance: Balance,
     pub(crate) policy: TrafficPolicy,
     pub(crate) breaker: BreakerLayer,
+    /// The retry budget and retry limits every route to the backend shares.
+    pub(crate) retries: Arc<retry::Destination>,
 }
 
 impl Backend {
     /// A backend balancing over `endpoints` by `policy`, with its pool limits.
     pub(crate) fn new(name: Arc<str>, policy: &TrafficPolicy, endpoints: EndpointWatch) -> Self {
         let limits = PoolLimits::new(&policy.connection_pool, policy.protocol);
+        let retry_limits = RetryLimits::new(
+            policy.connection_pool.max_retries,
+            policy.retry_concurrency_budget,
+        );
         Self {
             balance: Balance::new(name.clone(), policy, endpoints),
             breaker: BreakerLayer::new(name.clone(), limits),
+            retries: retry::Destination::new(name.clone(), &policy.retries, retry_limits),
             name,
             policy: policy.clone(),
         }
@@ -110,7 +117,10 @@ impl Leg {
             .layer(FaultLayer::new(name.clone(), settings.fault))
             .layer(settings.mirror)
             .layer(TimeoutLayer::request(name.clone(), policy.timeout))
-            .layer(RetryLayer::new(name.clone(), policy.retries.clone()))
+            .layer(RetryLayer::sharing(
+                policy.retries.clone(),
+                backend.retries.clone(),
+            ))
             .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
             .layer(backend.breaker.clone())
             .service(backend.balance.clone());

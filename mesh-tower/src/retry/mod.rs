@@ -6,6 +6,12 @@
 //! reached the application (connect failure, refused stream), unless the policy allows more.
 //! A retry goes to another endpoint than the try that failed, when there is one.
 //!
+//! Every request to a destination shares its retry budget (retries may add at most a share
+//! of the requests sent, as in Linkerd) and its [`RetryLimits`] (Istio's `http.maxRetries`, or
+//! its `retryBudget`: retries in flight at most a share of the requests in flight). A retry
+//! that either refuses is not made; the caller gets the answer it has, and
+//! `mesh_retry_budget_exhausted_total` or `mesh_circuit_breaker_overflows_total{limit}` counts it.
+//!
 //! ```
 //! use mesh_core::config::RetryPolicy;
 //! use mesh_tower::retry::RetryLayer;
@@ -18,6 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +32,7 @@ use http::request::Parts;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
+use mesh_core::breaker::RetryLimits;
 use mesh_core::config::RetryPolicy;
 use mesh_core::retry::{Outcome, RetryBudget, backoff, is_idempotent};
 use tokio::time::Sleep;
@@ -38,7 +46,7 @@ use crate::error::MeshError;
 /// Request bodies up to this size are held in memory so a retry can send them again.
 pub const MAX_REPLAY_BYTES: usize = 64 * 1024;
 
-/// Applies [`Retry`] with one policy and one budget, shared by every request of a destination.
+/// Applies [`Retry`] with one policy; the budget and limits are the destination's.
 #[derive(Clone, Debug)]
 pub struct RetryLayer {
     shared: Arc<Shared>,
@@ -46,21 +54,105 @@ pub struct RetryLayer {
 
 #[derive(Debug)]
 struct Shared {
-    destination: Arc<str>,
     policy: RetryPolicy,
+    destination: Arc<Destination>,
+}
+
+/// What every request to one destination shares: the retry budget, the retry limits, and
+/// the requests and retries in flight they are judged against.
+#[derive(Debug)]
+pub(crate) struct Destination {
+    name: Arc<str>,
     budget: RetryBudget,
+    limits: RetryLimits,
+    /// Requests in flight (counted only under a `retryBudget`).
+    requests: AtomicUsize,
+    /// Retries in flight (counted only under a limit).
+    retries: AtomicUsize,
     clock: Clock,
 }
 
+impl Destination {
+    /// The retry state of `name`, with `policy`'s budget and these limits.
+    pub(crate) fn new(name: Arc<str>, policy: &RetryPolicy, limits: RetryLimits) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            budget: RetryBudget::new(policy.budget),
+            limits,
+            requests: AtomicUsize::new(0),
+            retries: AtomicUsize::new(0),
+            clock: Clock::new(),
+        })
+    }
+
+    /// Takes a retry slot, or names the limit that refuses it.
+    fn start_retry(self: &Arc<Self>) -> Result<Option<InFlight>, mesh_core::breaker::Limit> {
+        if self.limits.is_unlimited() {
+            return Ok(None);
+        }
+        let requests = self.requests.load(Ordering::Relaxed);
+        let retries = self.retries.fetch_add(1, Ordering::Relaxed);
+        let slot = InFlight {
+            destination: self.clone(),
+            retry: true,
+        };
+        self.limits.admit(retries, requests).map(|()| Some(slot))
+    }
+
+    /// Counts a request in flight while the returned guard lives, when a budget needs it.
+    fn start_request(self: &Arc<Self>) -> Option<InFlight> {
+        self.limits.budget?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight {
+            destination: self.clone(),
+            retry: false,
+        })
+    }
+}
+
+/// A request or retry counted in flight until dropped.
+#[derive(Debug)]
+struct InFlight {
+    destination: Arc<Destination>,
+    retry: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let counter = if self.retry {
+            &self.destination.retries
+        } else {
+            &self.destination.requests
+        };
+        counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl RetryLayer {
-    /// Retries requests to `destination` by `policy`, with a fresh budget.
+    /// Retries requests to `destination` by `policy`, with a budget and no retry limits of its
+    /// own.
     pub fn new(destination: impl Into<Arc<str>>, policy: RetryPolicy) -> Self {
+        Self::with_limits(destination, policy, RetryLimits::default())
+    }
+
+    /// Retries requests to `destination` by `policy`, at most as many at once as `limits`
+    /// allow.
+    pub fn with_limits(
+        destination: impl Into<Arc<str>>,
+        policy: RetryPolicy,
+        limits: RetryLimits,
+    ) -> Self {
+        let destination = Destination::new(destination.into(), &policy, limits);
+        Self::sharing(policy, destination)
+    }
+
+    /// Retries by `policy` with the budget and limits of `destination`, shared with other
+    /// layers (every route to one destination).
+    pub(crate) fn sharing(policy: RetryPolicy, destination: Arc<Destination>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                destination: destination.into(),
-                budget: RetryBudget::new(policy.budget),
                 policy,
-                clock: Clock::new(),
+                destination,
             }),
         }
     }
@@ -120,7 +212,9 @@ where
 
     fn call(&mut self, mut req: Request<RequestBody>) -> RetryFuture<S> {
         let shared = self.shared.clone();
-        shared.budget.deposit(shared.clock.now());
+        let destination = &shared.destination;
+        destination.budget.deposit(destination.clock.now());
+        let request = destination.start_request();
         // Keep the service that was polled ready for the first try; retries use the clone.
         let cloned = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, cloned);
@@ -174,6 +268,8 @@ where
             replay,
             retries: 0,
             may_repeat,
+            _request: request,
+            retry: None,
         }
     }
 }
@@ -267,6 +363,10 @@ pin_project_lite::pin_project! {
         replay: Option<RequestBody>,
         retries: u32,
         may_repeat: bool,
+        // The request counted in flight, under a retry budget.
+        _request: Option<InFlight>,
+        // The retry in flight, under retry limits.
+        retry: Option<InFlight>,
     }
 }
 
@@ -334,6 +434,7 @@ where
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.poll(cx));
+                    *this.retry = None;
                     let outcome = match &result {
                         Ok(resp) => Outcome::Response {
                             status: resp.status().as_u16(),
@@ -346,17 +447,32 @@ where
                     };
                     let shared = &**this.shared;
                     let policy = &shared.policy;
+                    let destination = &shared.destination;
                     if this.template.is_none()
                         || *this.retries >= policy.attempts
                         || !policy.retry_on.should_retry(outcome, *this.may_repeat)
                     {
                         return Poll::Ready(result);
                     }
-                    if !shared.budget.try_withdraw(shared.clock.now()) {
-                        tracing::debug!(destination = %shared.destination, "retry budget exhausted");
+                    match destination.start_retry() {
+                        Ok(slot) => *this.retry = slot,
+                        Err(limit) => {
+                            tracing::debug!(destination = %destination.name, %limit, "retry overflow");
+                            metrics::counter!(
+                                "mesh_circuit_breaker_overflows_total",
+                                "destination" => destination.name.to_string(),
+                                "limit" => limit.as_str(),
+                            )
+                            .increment(1);
+                            return Poll::Ready(result);
+                        }
+                    }
+                    if !destination.budget.try_withdraw(destination.clock.now()) {
+                        *this.retry = None;
+                        tracing::debug!(destination = %destination.name, "retry budget exhausted");
                         metrics::counter!(
                             "mesh_retry_budget_exhausted_total",
-                            "destination" => shared.destination.to_string()
+                            "destination" => destination.name.to_string()
                         )
                         .increment(1);
                         return Poll::Ready(result);
@@ -367,14 +483,14 @@ where
                         Err(err) => err.endpoint(),
                     };
                     tracing::debug!(
-                        destination = %shared.destination,
+                        destination = %destination.name,
                         retry = *this.retries,
                         ?outcome,
                         "retrying"
                     );
                     metrics::counter!(
                         "mesh_retries_total",
-                        "destination" => shared.destination.to_string()
+                        "destination" => destination.name.to_string()
                     )
                     .increment(1);
                     let pause = backoff(&policy.backoff, *this.retries, &mut rand::rng());

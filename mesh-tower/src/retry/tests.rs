@@ -246,3 +246,57 @@ async fn a_post_that_could_never_be_retried_is_not_held_back() {
     .expect("the try was held back waiting for the body to end");
     assert_eq!(res.unwrap().status(), 200);
 }
+
+/// Three requests whose first tries answer 503 at once and whose retries wait for `release`:
+/// the statuses they end with, under `limits`.
+async fn concurrent_retries(limits: mesh_core::breaker::RetryLimits) -> Vec<u16> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (c, r) = (calls.clone(), release.clone());
+    let inner = Inner::new(tower::service_fn(move |_req: Request<RequestBody>| {
+        let (c, r) = (c.clone(), r.clone());
+        async move {
+            let mut res = Response::new(ResponseBody::empty());
+            if c.fetch_add(1, Ordering::SeqCst) < 3 {
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            } else {
+                r.notified().await;
+            }
+            Ok::<_, MeshError>(res)
+        }
+    }));
+    let layer = RetryLayer::with_limits("reviews:9080", policy("503", 2), limits);
+    let send = || layer.layer(inner.clone()).oneshot(request(Method::GET, RequestBody::empty()));
+    let (a, b, c3) = (send(), send(), send());
+    let releaser = async {
+        // Let every first try answer and every retry decision be made, then release.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        release.notify_waiters();
+    };
+    let (a, b, c3, ()) = tokio::join!(a, b, c3, releaser);
+    let mut statuses: Vec<u16> = [a, b, c3]
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "three tries and one retry");
+    statuses
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_retries_caps_retries_in_flight() {
+    let limits = mesh_core::breaker::RetryLimits::new(Some(1), None);
+    assert_eq!(concurrent_retries(limits).await, vec![200, 503, 503]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_budget_caps_retries_in_flight_by_share() {
+    let budget = mesh_core::config::RetryConcurrencyBudget {
+        percent: 20.0,
+        min_retry_concurrency: 1,
+    };
+    // 20 % of three requests in flight rounds down to 0: the minimum of 1 applies.
+    let limits = mesh_core::breaker::RetryLimits::new(Some(100), Some(budget));
+    assert_eq!(concurrent_retries(limits).await, vec![200, 503, 503]);
+}
