@@ -3,6 +3,13 @@
 //! A whole-request timeout fails with [`MeshError::Timeout`] (a 504 local reply); a per-try
 //! timeout with [`MeshError::PerTryTimeout`], which the retry layer may retry.
 //!
+//! Deadlines propagate. When the request is made while handling an inbound request that
+//! carried a deadline (see [`RequestContext`]), the whole request's timeout is the smaller of
+//! the configured one and the time the inbound deadline leaves; with nothing left it fails
+//! at once without being sent. Each try tells the callee how long it has: `x-mesh-timeout-ms`
+//! (or `grpc-timeout` for gRPC), the smaller of the time left and the per-try timeout, so the
+//! callee's own outbound calls are bounded in turn.
+//!
 //! ```
 //! use std::time::Duration;
 //! use mesh_tower::timeout::TimeoutLayer;
@@ -17,9 +24,17 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Sleep;
+use http::Request;
+use mesh_core::deadline::{self, Deadline};
+use tokio::time::{Instant, Sleep};
 
+use crate::context::RequestContext;
 use crate::error::MeshError;
+
+/// A request extension set by the whole-request timeout: the instant by which the request,
+/// retries included, must be answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestDeadline(pub Instant);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -90,9 +105,9 @@ impl<S> Timeout<S> {
     }
 }
 
-impl<S, R> tower_service::Service<R> for Timeout<S>
+impl<S, B> tower_service::Service<Request<B>> for Timeout<S>
 where
-    S: tower_service::Service<R, Error = MeshError>,
+    S: tower_service::Service<Request<B>, Error = MeshError>,
 {
     type Response = S::Response;
     type Error = MeshError;
@@ -103,10 +118,51 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: R) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let now = Instant::now();
+        let timeout = match self.layer.kind {
+            Kind::Request => {
+                let left =
+                    RequestContext::current_deadline().map(|at| at.saturating_duration_since(now));
+                let timeout = match (self.layer.timeout, left) {
+                    (Some(t), Some(left)) => Some(t.min(left)),
+                    (t, left) => t.or(left),
+                };
+                if let Some(t) = timeout {
+                    req.extensions_mut().insert(RequestDeadline(now + t));
+                }
+                timeout
+            }
+            Kind::PerTry => {
+                let left = req
+                    .extensions()
+                    .get::<RequestDeadline>()
+                    .map(|d| d.0.saturating_duration_since(now));
+                let bound = match (self.layer.timeout, left) {
+                    (Some(t), Some(left)) => Some(t.min(left)),
+                    (t, left) => t.or(left),
+                };
+                if let Some(bound) = bound {
+                    let grpc = deadline::is_grpc(req.headers());
+                    let at = Deadline::after(Duration::ZERO, bound);
+                    deadline::to_headers(at, Duration::ZERO, grpc, req.headers_mut());
+                }
+                self.layer.timeout
+            }
+        };
+        if timeout == Some(Duration::ZERO) && self.layer.kind == Kind::Request {
+            // The inbound deadline has passed: fail without sending.
+            return TimeoutFuture {
+                inner: None,
+                sleep: None,
+                timeout: Duration::ZERO,
+                layer: self.layer.clone(),
+            };
+        }
         TimeoutFuture {
-            inner: self.inner.call(req),
-            sleep: self.layer.timeout.map(tokio::time::sleep),
+            inner: Some(self.inner.call(req)),
+            sleep: timeout.map(tokio::time::sleep),
+            timeout: timeout.unwrap_or_default(),
             layer: self.layer.clone(),
         }
     }
@@ -116,9 +172,10 @@ pin_project_lite::pin_project! {
     /// The response future of [`Timeout`].
     pub struct TimeoutFuture<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
         #[pin]
         sleep: Option<Sleep>,
+        timeout: Duration,
         layer: TimeoutLayer,
     }
 }
@@ -131,17 +188,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Poll::Ready(out) = this.inner.poll(cx) {
-            return Poll::Ready(out);
-        }
-        let Some(sleep) = this.sleep.as_pin_mut() else {
-            return Poll::Pending;
-        };
-        if sleep.poll(cx).is_pending() {
-            return Poll::Pending;
+        if let Some(inner) = this.inner.as_pin_mut() {
+            if let Poll::Ready(out) = inner.poll(cx) {
+                return Poll::Ready(out);
+            }
+            let Some(sleep) = this.sleep.as_pin_mut() else {
+                return Poll::Pending;
+            };
+            if sleep.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
         let destination = this.layer.destination.clone();
-        let timeout = this.layer.timeout.unwrap_or_default();
+        let timeout = *this.timeout;
         Poll::Ready(Err(match this.layer.kind {
             Kind::Request => MeshError::Timeout {
                 destination,
@@ -159,16 +218,25 @@ where
 mod tests {
     use std::time::Duration;
 
+    use http::Request;
+    use tokio::time::Instant;
     use tower::{Layer, ServiceExt};
 
     use super::TimeoutLayer;
+    use crate::context::RequestContext;
     use crate::error::MeshError;
 
-    fn slow(pause: Duration) -> impl tower::Service<(), Response = (), Error = MeshError> {
-        tower::service_fn(move |()| async move {
+    fn slow(
+        pause: Duration,
+    ) -> impl tower::Service<Request<()>, Response = (), Error = MeshError> + Clone {
+        tower::service_fn(move |_: Request<()>| async move {
             tokio::time::sleep(pause).await;
             Ok::<_, MeshError>(())
         })
+    }
+
+    fn req() -> Request<()> {
+        Request::new(())
     }
 
     #[tokio::test(start_paused = true)]
@@ -176,7 +244,7 @@ mod tests {
         let layer = TimeoutLayer::request("reviews:9080", Some(Duration::from_secs(1)));
         let err = layer
             .layer(slow(Duration::from_secs(5)))
-            .oneshot(())
+            .oneshot(req())
             .await
             .unwrap_err();
         assert!(
@@ -192,7 +260,7 @@ mod tests {
         let layer = TimeoutLayer::per_try("reviews:9080", Some(Duration::from_millis(100)));
         let err = layer
             .layer(slow(Duration::from_secs(1)))
-            .oneshot(())
+            .oneshot(req())
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::PerTryTimeout { .. }));
@@ -204,14 +272,98 @@ mod tests {
         let layer = TimeoutLayer::request("reviews:9080", None);
         layer
             .layer(slow(Duration::from_secs(3600)))
-            .oneshot(())
+            .oneshot(req())
             .await
             .unwrap();
         let layer = TimeoutLayer::request("reviews:9080", Some(Duration::from_secs(2)));
         layer
             .layer(slow(Duration::from_secs(1)))
-            .oneshot(())
+            .oneshot(req())
             .await
             .unwrap();
+    }
+
+    /// The deadline headers a try carries, through both timeout layers.
+    async fn sent_headers(
+        timeout: Option<Duration>,
+        per_try: Option<Duration>,
+        grpc: bool,
+    ) -> http::HeaderMap {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(http::HeaderMap::new()));
+        let log = seen.clone();
+        let inner = tower::service_fn(move |req: Request<()>| {
+            *log.lock().unwrap() = req.headers().clone();
+            async { Ok::<_, MeshError>(()) }
+        });
+        let service = TimeoutLayer::request("ratings:9080", timeout)
+            .layer(TimeoutLayer::per_try("ratings:9080", per_try).layer(inner));
+        let mut request = req();
+        if grpc {
+            request
+                .headers_mut()
+                .insert("content-type", "application/grpc".parse().unwrap());
+        }
+        service.oneshot(request).await.unwrap();
+        seen.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_inbound_deadline_bounds_the_timeout_and_travels_on() {
+        let ctx = RequestContext::new().with_deadline(Instant::now() + Duration::from_millis(300));
+        let err = ctx
+            .clone()
+            .scope(
+                TimeoutLayer::request("ratings:9080", Some(Duration::from_secs(1)))
+                    .layer(slow(Duration::from_secs(5)))
+                    .oneshot(req()),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MeshError::Timeout { timeout, .. } if timeout == Duration::from_millis(300)),
+            "{err:?}"
+        );
+        // 300 ms have passed: 700 ms are left of a 1 s deadline set at the start.
+        let ctx = RequestContext::new().with_deadline(Instant::now() + Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let headers = ctx
+            .clone()
+            .scope(sent_headers(Some(Duration::from_secs(15)), None, false))
+            .await;
+        assert_eq!(headers["x-mesh-timeout-ms"], "700");
+        let headers = ctx
+            .scope(sent_headers(None, Some(Duration::from_millis(250)), true))
+            .await;
+        assert_eq!(headers["grpc-timeout"], "250000u");
+        assert!(!headers.contains_key("x-mesh-timeout-ms"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_an_inbound_deadline_the_configured_timeout_travels() {
+        let headers = sent_headers(Some(Duration::from_secs(2)), None, false).await;
+        assert_eq!(headers["x-mesh-timeout-ms"], "2000");
+        let headers = sent_headers(None, None, false).await;
+        assert!(headers.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_passed_deadline_fails_without_sending() {
+        let ctx = RequestContext::new().with_deadline(Instant::now());
+        let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = called.clone();
+        let inner = tower::service_fn(move |_: Request<()>| {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, MeshError>(()) }
+        });
+        let err = ctx
+            .scope(
+                TimeoutLayer::request("ratings:9080", Some(Duration::from_secs(1)))
+                    .layer(inner)
+                    .oneshot(req()),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MeshError::Timeout { timeout, .. } if timeout.is_zero()));
+        assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

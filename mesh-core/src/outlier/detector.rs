@@ -185,4 +185,3 @@ impl OutlierDetector {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
-

@@ -90,7 +90,11 @@ impl EndpointOutlier {
     /// Whether the balancer should skip the endpoint at `now`: it is ejected and its
     /// destination is not in panic mode (`minHealthPercent`).
     pub fn is_excluded(&self, now: Duration) -> bool {
-        self.is_ejected(now) && !self.panic.as_ref().is_some_and(|p| p.load(Ordering::Relaxed))
+        self.is_ejected(now)
+            && !self
+                .panic
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Relaxed))
     }
 
     /// Counts the outcome of one request that ended at `now`; `Some` when it reached a

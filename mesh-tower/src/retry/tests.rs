@@ -267,7 +267,11 @@ async fn concurrent_retries(limits: mesh_core::breaker::RetryLimits) -> Vec<u16>
         }
     }));
     let layer = RetryLayer::with_limits("reviews:9080", policy("503", 2), limits);
-    let send = || layer.layer(inner.clone()).oneshot(request(Method::GET, RequestBody::empty()));
+    let send = || {
+        layer
+            .layer(inner.clone())
+            .oneshot(request(Method::GET, RequestBody::empty()))
+    };
     let (a, b, c3) = (send(), send(), send());
     let releaser = async {
         // Let every first try answer and every retry decision be made, then release.
