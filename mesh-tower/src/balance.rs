@@ -25,6 +25,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
@@ -43,6 +44,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::endpoint::{EndpointClient, EndpointFuture, EndpointSettings};
 use crate::error::MeshError;
+use crate::timeout::TryTimedOut;
 
 /// A request extension asking the balancer to avoid an endpoint (the one a failed try used)
 /// when another is available.
@@ -193,10 +195,11 @@ impl Balance {
                     .pick_hashed(&snapshot.endpoints, now, &mut rand::rng(), avoid, hash)
                     .unwrap_or(0);
                 if let Some(endpoint) = snapshot.endpoints.get(picked) {
-                    let observe = shared
-                        .outlier
-                        .as_ref()
-                        .map(|_| (self.clone(), endpoint.clone()));
+                    let observe = shared.outlier.as_ref().map(|_| Observer {
+                        balance: self.clone(),
+                        endpoint: endpoint.clone(),
+                        timed_out: req.extensions().get::<TryTimedOut>().map(|t| t.0.clone()),
+                    });
                     return BalanceFuture::from(BalanceState::Calling {
                         future: endpoint.0.call(req, shared.clock),
                         observe,
@@ -217,10 +220,6 @@ impl Balance {
 impl Balance {
     /// Counts an answer of `endpoint` for outlier detection, ejecting it past a threshold.
     fn observe(&self, endpoint: &EndpointRef, result: &Result<Response<ResponseBody>, MeshError>) {
-        let shared = &self.shared;
-        let (Some(detector), Some(outlier)) = (&shared.outlier, endpoint.0.stats.outlier()) else {
-            return;
-        };
         let observation = match result {
             Ok(response) => Observation::Status(response.status().as_u16()),
             Err(MeshError::Connect { .. }) => {
@@ -230,6 +229,15 @@ impl Balance {
                 Observation::LocalOrigin(LocalFailure::Reset)
             }
             Err(_) => return,
+        };
+        self.observe_as(endpoint, observation);
+    }
+
+    /// Counts `observation` of `endpoint`, ejecting it past a threshold.
+    fn observe_as(&self, endpoint: &EndpointRef, observation: Observation) {
+        let shared = &self.shared;
+        let (Some(detector), Some(outlier)) = (&shared.outlier, endpoint.0.stats.outlier()) else {
+            return;
         };
         let now = shared.clock.now();
         let Some(reason) = outlier.observe(observation, now) else {
@@ -402,12 +410,35 @@ pin_project_lite::pin_project! {
         Calling {
             #[pin]
             future: EndpointFuture,
-            observe: Option<(Balance, EndpointRef)>,
+            observe: Option<Observer>,
         },
         /// Failed before any endpoint was picked.
         Failed {
             error: Option<MeshError>,
         },
+    }
+}
+
+/// Observes a try's answer for outlier detection; a try dropped because its per-try timeout
+/// fired counts as a local-origin timeout (Envoy's `LocalOriginTimeout`).
+struct Observer {
+    balance: Balance,
+    endpoint: EndpointRef,
+    timed_out: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        if self
+            .timed_out
+            .as_ref()
+            .is_some_and(|t| t.load(Ordering::Relaxed))
+        {
+            self.balance.observe_as(
+                &self.endpoint,
+                Observation::LocalOrigin(LocalFailure::Timeout),
+            );
+        }
     }
 }
 
@@ -426,8 +457,9 @@ impl Future for BalanceFuture {
             let next = match state.as_mut().project() {
                 BalanceProj::Calling { future, observe } => {
                     let result = ready!(future.poll(cx));
-                    if let Some((balance, endpoint)) = observe.take() {
-                        balance.observe(&endpoint, &result);
+                    if let Some(mut observer) = observe.take() {
+                        observer.timed_out = None;
+                        observer.balance.observe(&observer.endpoint, &result);
                     }
                     return Poll::Ready(result);
                 }

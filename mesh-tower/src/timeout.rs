@@ -21,6 +21,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +36,11 @@ use crate::error::MeshError;
 /// retries included, must be answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestDeadline(pub Instant);
+
+/// A request extension set by the per-try timeout: set when it fires, so the balancer counts
+/// the abandoned try as a local-origin timeout for outlier detection.
+#[derive(Clone, Debug)]
+pub(crate) struct TryTimedOut(pub(crate) Arc<AtomicBool>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -120,6 +126,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let now = Instant::now();
+        let mut fired = None;
         let timeout = match self.layer.kind {
             Kind::Request => {
                 let left =
@@ -147,6 +154,11 @@ where
                     let at = Deadline::after(Duration::ZERO, bound);
                     deadline::to_headers(at, Duration::ZERO, grpc, req.headers_mut());
                 }
+                if self.layer.timeout.is_some() {
+                    let flag = Arc::new(AtomicBool::new(false));
+                    req.extensions_mut().insert(TryTimedOut(flag.clone()));
+                    fired = Some(flag);
+                }
                 self.layer.timeout
             }
         };
@@ -156,6 +168,7 @@ where
                 inner: None,
                 sleep: None,
                 timeout: Duration::ZERO,
+                fired: None,
                 layer: self.layer.clone(),
             };
         }
@@ -163,6 +176,7 @@ where
             inner: Some(self.inner.call(req)),
             sleep: timeout.map(tokio::time::sleep),
             timeout: timeout.unwrap_or_default(),
+            fired,
             layer: self.layer.clone(),
         }
     }
@@ -176,6 +190,7 @@ pin_project_lite::pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         timeout: Duration,
+        fired: Option<Arc<AtomicBool>>,
         layer: TimeoutLayer,
     }
 }
@@ -198,6 +213,9 @@ where
             if sleep.poll(cx).is_pending() {
                 return Poll::Pending;
             }
+        }
+        if let Some(fired) = this.fired {
+            fired.store(true, Ordering::Relaxed);
         }
         let destination = this.layer.destination.clone();
         let timeout = *this.timeout;

@@ -88,3 +88,50 @@ async fn an_ejected_endpoint_returns_after_its_time() {
         reviews.pods[0].hits()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_endpoint_whose_tries_time_out_is_ejected() {
+    let reviews = Service::start("reviews", 81, 4).await;
+    reviews.pods[1].set_behavior(Behavior::Delay(Duration::from_secs(30)));
+    let rule = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutiveLocalOriginFailures: 3
+      splitExternalLocalOriginErrors: true
+      interval: 10s
+      baseEjectionTime: 60s
+      maxEjectionPercent: 100
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+    retries: {attempts: 2, perTryTimeout: 100ms, retryOn: "reset,connect-failure"}
+"#;
+    let client = reviews.yaml_client(&[rule]);
+    let report = load(&client, &reviews.uri("/reviews/0"), 4, 100, Arc::default()).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        report.statuses.get(&200),
+        Some(&400),
+        "{:?}",
+        report.statuses
+    );
+    // Three per-try timeouts eject it (one more may have been in flight).
+    let slow = reviews.pods[1].hits();
+    assert!(
+        (3..=3 + 4).contains(&slow),
+        "the hanging pod got {slow} tries"
+    );
+}
