@@ -135,3 +135,38 @@ spec:
         "the hanging pod got {slow} tries"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn below_min_health_percent_every_endpoint_takes_traffic() {
+    let reviews = Service::start("reviews", 84, 4).await;
+    for pod in &reviews.pods[..3] {
+        pod.set_behavior(Behavior::Status(503));
+    }
+    let rule = r#"
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 5
+      baseEjectionTime: 300s
+      maxEjectionPercent: 100
+      minHealthPercent: 50
+"#;
+    let client = reviews.yaml_client(&[rule]);
+    let uri = reviews.uri("/reviews/0");
+    load(&client, &uri, 2, 200, Arc::default()).await;
+    let before: Vec<usize> = reviews.pods.iter().map(|p| p.hits()).collect();
+    load(&client, &uri, 2, 200, Arc::default()).await;
+    let after: Vec<usize> = reviews.pods.iter().map(|p| p.hits()).collect();
+    // Three of four ejected leaves 25 % healthy, under 50 %: panic mode uses them all.
+    for i in 0..3 {
+        assert!(
+            after[i] > before[i] + 10,
+            "pod {i} got no traffic in panic mode: {before:?} -> {after:?}"
+        );
+    }
+}
