@@ -93,18 +93,16 @@ impl AsRef<EndpointStats> for EndpointRef {
 
 impl Balance {
     /// Balances requests to `destination` over the endpoints `endpoints` publishes, by the
-    /// policy's load balancer, connecting with its protocol and connect timeout. Must be called
-    /// within a tokio runtime: it spawns the task that follows discovery.
+    /// policy's load balancer, connecting with its protocol and connect timeout and pooling
+    /// connections by its `connectionPool.http` settings. Must be called within a tokio
+    /// runtime: it spawns the task that follows discovery.
     pub fn new(
         destination: impl Into<Arc<str>>,
         policy: &TrafficPolicy,
         mut endpoints: EndpointWatch,
     ) -> Self {
         let lb = policy.load_balancer.clone();
-        let settings = EndpointSettings {
-            protocol: policy.protocol,
-            connect_timeout: policy.connect_timeout,
-        };
+        let settings = EndpointSettings::from_policy(policy);
         let (stop, stopped) = oneshot::channel();
         let shared = Arc::new(Shared {
             destination: destination.into(),

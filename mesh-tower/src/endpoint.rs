@@ -1,9 +1,17 @@
 //! One endpoint: its connection pool (hyper-util, HTTP/1.1 or HTTP/2), its live statistics,
 //! and the guard that counts a request in flight until its response ends.
+//!
+//! The pool follows Istio's `connectionPool.http` settings: an idle connection is closed after
+//! `idleTimeout` (Istio's default, 1 hour, when unset or zero), and with
+//! `maxRequestsPerConnection` a connection is retired after that many requests
+//! (see [`crate::conn_limit`]). A connection idle past the timeout is never handed out again;
+//! the pool sweeps its idle connections once per timeout, so one left alone is closed between
+//! one and two timeouts after its last request ended.
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -11,21 +19,47 @@ use std::time::Duration;
 
 use http::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::balance::EndpointStats;
-use mesh_core::config::Protocol;
+use mesh_core::config::{Protocol, TrafficPolicy};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
+use crate::conn_limit::{CountedIo, UseTracker};
 use crate::error::MeshError;
 
-/// How connections to an endpoint are made.
+/// How long an idle pooled connection is kept when `idleTimeout` is unset: Istio's default.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How connections to an endpoint are made and pooled.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EndpointSettings {
     pub(crate) protocol: Protocol,
     pub(crate) connect_timeout: Duration,
+    /// How long a connection may sit idle in the pool before it is closed.
+    pub(crate) idle_timeout: Duration,
+    /// Requests one connection carries before it is retired; `None` is no limit.
+    pub(crate) max_requests_per_connection: Option<NonZeroU32>,
+}
+
+impl EndpointSettings {
+    /// The settings of `policy`: its protocol, its connect timeout and its
+    /// `connectionPool.http` `idleTimeout` (zero or unset: 1 hour) and
+    /// `maxRequestsPerConnection` (zero or unset: no limit).
+    pub(crate) fn from_policy(policy: &TrafficPolicy) -> Self {
+        let pool = &policy.connection_pool;
+        Self {
+            protocol: policy.protocol,
+            connect_timeout: policy.connect_timeout,
+            idle_timeout: pool
+                .idle_timeout
+                .filter(|t| !t.is_zero())
+                .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            max_requests_per_connection: pool.max_requests_per_connection.and_then(NonZeroU32::new),
+        }
+    }
 }
 
 /// An endpoint with its own connection pool and statistics.
@@ -33,6 +67,7 @@ pub(crate) struct EndpointClient {
     addr: SocketAddr,
     pub(crate) stats: EndpointStats,
     client: Client<Connector, RequestBody>,
+    max_requests_per_connection: Option<NonZeroU32>,
 }
 
 impl fmt::Debug for EndpointClient {
@@ -50,16 +85,18 @@ impl EndpointClient {
         builder
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(settings.idle_timeout)
             .http2_only(settings.protocol == Protocol::Http2);
         let connector = Connector {
             addr,
             timeout: settings.connect_timeout,
+            counted: settings.max_requests_per_connection.is_some(),
         };
         Self {
             addr,
             stats,
             client: builder.build(connector),
+            max_requests_per_connection: settings.max_requests_per_connection,
         }
     }
 
@@ -71,12 +108,16 @@ impl EndpointClient {
     /// `Host` / `:authority`), the connection goes to this endpoint's address.
     pub(crate) fn call(
         self: &Arc<Self>,
-        req: Request<RequestBody>,
+        mut req: Request<RequestBody>,
         clock: Clock,
     ) -> EndpointFuture {
         self.stats.on_start();
+        let uses = self
+            .max_requests_per_connection
+            .map(|limit| UseTracker::attach(&mut req, limit));
         EndpointFuture {
             inner: self.client.request(req),
+            uses,
             in_flight: Some(InFlight {
                 endpoint: self.clone(),
             }),
@@ -108,6 +149,8 @@ pin_project_lite::pin_project! {
     pub struct EndpointFuture {
         #[pin]
         inner: hyper_util::client::legacy::ResponseFuture,
+        // Counts the request on its connection, when connections carry a limited number.
+        uses: Option<UseTracker>,
         in_flight: Option<InFlight>,
         started: Instant,
         clock: Clock,
@@ -119,7 +162,11 @@ impl Future for EndpointFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx));
+        let result = this.inner.poll(cx);
+        if this.uses.as_ref().is_some_and(UseTracker::try_count) {
+            *this.uses = None;
+        }
+        let result = ready!(result);
         let Some(in_flight) = this.in_flight.take() else {
             return Poll::Pending;
         };
@@ -148,6 +195,8 @@ impl Future for EndpointFuture {
 pub(crate) struct Connector {
     addr: SocketAddr,
     timeout: Duration,
+    /// Whether connections carry a use counter (`maxRequestsPerConnection`).
+    counted: bool,
 }
 
 /// Why a connection could not be made.
@@ -173,10 +222,10 @@ pub enum ConnectError {
 }
 
 type ConnectFuture =
-    Pin<Box<dyn Future<Output = Result<TokioIo<TcpStream>, ConnectError>> + Send + 'static>>;
+    Pin<Box<dyn Future<Output = Result<CountedIo, ConnectError>> + Send + 'static>>;
 
 impl tower_service::Service<Uri> for Connector {
-    type Response = TokioIo<TcpStream>;
+    type Response = CountedIo;
     type Error = ConnectError;
     type Future = ConnectFuture;
 
@@ -185,7 +234,7 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, _uri: Uri) -> Self::Future {
-        let (addr, timeout) = (self.addr, self.timeout);
+        let (addr, timeout, counted) = (self.addr, self.timeout, self.counted);
         Box::pin(async move {
             let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
                 .await
@@ -194,7 +243,7 @@ impl tower_service::Service<Uri> for Connector {
             stream
                 .set_nodelay(true)
                 .map_err(|source| ConnectError::Io { addr, source })?;
-            Ok(TokioIo::new(stream))
+            Ok(CountedIo::new(stream, counted))
         })
     }
 }

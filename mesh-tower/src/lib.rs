@@ -11,6 +11,7 @@ pub mod body;
 pub mod breaker;
 pub mod client;
 mod clock;
+mod conn_limit;
 pub mod context;
 mod endpoint;
 pub mod error;

@@ -10,6 +10,7 @@ mod faults;
 mod hashing;
 mod mirror;
 mod outlier;
+mod pool;
 mod resilience;
 mod routes;
 mod support;
