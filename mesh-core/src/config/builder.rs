@@ -27,9 +27,11 @@ use super::values::LbKind;
 use super::{
     BackoffConfig, ConfigError, ConfigWarning, ConnectionPool, ConsistentHash, DestinationConfig,
     DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig, NxDomainPolicy,
-    OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig, RetryPolicy, Subset,
-    SubsetEndpoints, TrafficPolicy, Workload,
+    OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig, RetryConcurrencyBudget,
+    RetryPolicy, ServerConfig, Subset, SubsetEndpoints, TrafficPolicy, Workload,
 };
+use crate::hedge::HedgePolicy;
+use crate::ratelimit::TokenBucketConfig;
 use crate::retry::RetryOn;
 use crate::route::VirtualService;
 
@@ -44,6 +46,7 @@ pub struct MeshConfigBuilder {
     pub(super) defaults: PolicyOverrides,
     pub(super) destinations: Vec<DestinationBuilder>,
     pub(super) virtual_services: Vec<VirtualService>,
+    pub(super) server: ServerConfig,
     pub(super) warnings: Vec<ConfigWarning>,
 }
 
@@ -87,6 +90,10 @@ pub(crate) struct PolicyOverrides {
     pub(crate) consistent_hash: Option<ConsistentHash>,
     pub(crate) connection_pool: Option<ConnectionPool>,
     pub(crate) outlier_detection: Option<Option<OutlierDetection>>,
+    pub(crate) retry_concurrency_budget: Option<Option<RetryConcurrencyBudget>>,
+    pub(crate) rate_limit: Option<Option<TokenBucketConfig>>,
+    pub(crate) concurrency_limit: Option<Option<u32>>,
+    pub(crate) hedge: Option<Option<HedgePolicy>>,
 }
 
 impl PolicyOverrides {
@@ -100,6 +107,10 @@ impl PolicyOverrides {
         o.set_retries(policy.retries);
         o.connection_pool = Some(policy.connection_pool);
         o.outlier_detection = Some(policy.outlier_detection);
+        o.retry_concurrency_budget = Some(policy.retry_concurrency_budget);
+        o.rate_limit = Some(policy.rate_limit);
+        o.concurrency_limit = Some(policy.concurrency_limit);
+        o.hedge = Some(policy.hedge);
         o
     }
 
@@ -159,6 +170,13 @@ impl PolicyOverrides {
             consistent_hash: pick(&top.consistent_hash, &self.consistent_hash),
             connection_pool: pick(&top.connection_pool, &self.connection_pool),
             outlier_detection: pick(&top.outlier_detection, &self.outlier_detection),
+            retry_concurrency_budget: pick(
+                &top.retry_concurrency_budget,
+                &self.retry_concurrency_budget,
+            ),
+            rate_limit: pick(&top.rate_limit, &self.rate_limit),
+            concurrency_limit: pick(&top.concurrency_limit, &self.concurrency_limit),
+            hedge: pick(&top.hedge, &self.hedge),
         }
     }
 
@@ -227,10 +245,12 @@ impl PolicyOverrides {
                 .outlier_detection
                 .clone()
                 .unwrap_or_else(|| base.outlier_detection.clone()),
-            retry_concurrency_budget: base.retry_concurrency_budget,
-            rate_limit: base.rate_limit,
-            concurrency_limit: base.concurrency_limit,
-            hedge: base.hedge,
+            retry_concurrency_budget: self
+                .retry_concurrency_budget
+                .unwrap_or(base.retry_concurrency_budget),
+            rate_limit: self.rate_limit.unwrap_or(base.rate_limit),
+            concurrency_limit: self.concurrency_limit.unwrap_or(base.concurrency_limit),
+            hedge: self.hedge.unwrap_or(base.hedge),
         }
     }
 }
@@ -335,6 +355,55 @@ macro_rules! policy_setters {
         /// Turns outlier detection off, whatever would be inherited.
         pub fn no_outlier_detection(mut self) -> Self {
             self.$field.outlier_detection = Some(None);
+            self
+        }
+
+        /// Caps retries in flight at a share of the requests in flight (Istio's
+        /// `trafficPolicy.retryBudget`).
+        pub fn retry_concurrency_budget(mut self, budget: RetryConcurrencyBudget) -> Self {
+            self.$field.retry_concurrency_budget = Some(Some(budget));
+            self
+        }
+
+        /// Turns the retry concurrency budget off, whatever would be inherited.
+        pub fn no_retry_concurrency_budget(mut self) -> Self {
+            self.$field.retry_concurrency_budget = Some(None);
+            self
+        }
+
+        /// Limits the rate of requests with a token bucket; past it a request fails with 429.
+        pub fn rate_limit(mut self, bucket: TokenBucketConfig) -> Self {
+            self.$field.rate_limit = Some(Some(bucket));
+            self
+        }
+
+        /// Turns the rate limit off, whatever would be inherited.
+        pub fn no_rate_limit(mut self) -> Self {
+            self.$field.rate_limit = Some(None);
+            self
+        }
+
+        /// Limits the requests in flight at once; past it a request is shed with 503.
+        pub fn concurrency_limit(mut self, limit: u32) -> Self {
+            self.$field.concurrency_limit = Some(Some(limit));
+            self
+        }
+
+        /// Turns the concurrency limit off, whatever would be inherited.
+        pub fn no_concurrency_limit(mut self) -> Self {
+            self.$field.concurrency_limit = Some(None);
+            self
+        }
+
+        /// Hedges slow idempotent requests with this policy.
+        pub fn hedge(mut self, hedge: HedgePolicy) -> Self {
+            self.$field.hedge = Some(Some(hedge));
+            self
+        }
+
+        /// Turns hedging off, whatever would be inherited.
+        pub fn no_hedge(mut self) -> Self {
+            self.$field.hedge = Some(None);
             self
         }
     };
@@ -453,6 +522,42 @@ impl MeshConfigBuilder {
 
     policy_setters!(defaults);
 
+    /// Sets the whole server configuration.
+    pub fn server(mut self, server: ServerConfig) -> Self {
+        self.server = server;
+        self
+    }
+
+    /// Limits the rate of inbound requests with a token bucket; past it, 429.
+    pub fn server_rate_limit(mut self, bucket: TokenBucketConfig) -> Self {
+        self.server.rate_limit = Some(bucket);
+        self
+    }
+
+    /// Limits the inbound requests handled at once; past it a request is shed with 503.
+    pub fn server_concurrency_limit(mut self, limit: u32) -> Self {
+        self.server.concurrency_limit = Some(limit);
+        self
+    }
+
+    /// Sets whether an inbound request's deadline bounds the outbound calls made for it.
+    pub fn propagate_deadline(mut self, propagate: bool) -> Self {
+        self.server.propagate_deadline = propagate;
+        self
+    }
+
+    /// Sets how long kept-alive connections stay open once shutdown starts.
+    pub fn shutdown_drain(mut self, drain: Duration) -> Self {
+        self.server.shutdown.drain = drain;
+        self
+    }
+
+    /// Sets the most shutdown may take; requests still in flight after it are cut.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.server.shutdown.grace = grace;
+        self
+    }
+
     /// Adds a destination; its unset policy fields inherit the defaults.
     pub fn destination(mut self, destination: DestinationBuilder) -> Self {
         self.destinations.push(destination);
@@ -478,7 +583,7 @@ impl MeshConfigBuilder {
             defaults,
             destinations,
             virtual_services: self.virtual_services,
-            server: crate::config::ServerConfig::default(),
+            server: self.server,
             warnings: self.warnings,
         };
         config.validate()?;
@@ -779,6 +884,93 @@ mod tests {
     }
 
     #[test]
+    fn resilience_settings_inherit_and_turn_off() {
+        use crate::config::{ServerConfig, ShutdownConfig};
+        use crate::outlier::SuccessRate;
+
+        let bucket = TokenBucketConfig::new(20, 10, secs(1));
+        let budget = RetryConcurrencyBudget {
+            percent: 30.0,
+            min_retry_concurrency: 4,
+        };
+        let hedge = HedgePolicy {
+            percentile: 0.9,
+            ..HedgePolicy::default()
+        };
+        let outlier = OutlierDetection {
+            success_rate: Some(SuccessRate::threshold(95)),
+            ..OutlierDetection::default()
+        };
+        let c = MeshConfig::builder()
+            .destination(
+                DestinationBuilder::new("reviews")
+                    .concurrency_limit(5)
+                    .no_hedge()
+                    .subset(SubsetBuilder::new("v1"))
+                    .subset(
+                        SubsetBuilder::new("v2")
+                            .hedge(hedge)
+                            .no_rate_limit()
+                            .no_concurrency_limit()
+                            .no_retry_concurrency_budget(),
+                    ),
+            )
+            .destination(DestinationBuilder::new("ratings").policy(TrafficPolicy::default()))
+            .rate_limit(bucket)
+            .retry_concurrency_budget(budget)
+            .hedge(hedge)
+            .concurrency_limit(100)
+            .outlier_detection(outlier.clone())
+            .server_rate_limit(bucket)
+            .server_concurrency_limit(7)
+            .propagate_deadline(false)
+            .shutdown_drain(secs(1))
+            .shutdown_grace(secs(2))
+            .build()
+            .unwrap();
+        assert_eq!(c.defaults.rate_limit, Some(bucket));
+        assert_eq!(c.defaults.retry_concurrency_budget, Some(budget));
+        assert_eq!(c.defaults.hedge, Some(hedge));
+        assert_eq!(c.defaults.concurrency_limit, Some(100));
+        let reviews = &c.destinations[0];
+        assert_eq!(reviews.policy.rate_limit, Some(bucket), "inherited");
+        assert_eq!(reviews.policy.retry_concurrency_budget, Some(budget));
+        assert_eq!(reviews.policy.outlier_detection, Some(outlier));
+        assert_eq!(reviews.policy.concurrency_limit, Some(5));
+        assert_eq!(reviews.policy.hedge, None);
+        let v1 = &reviews.subsets[0].policy;
+        assert_eq!(v1, &reviews.policy, "a subset inherits its destination's");
+        let v2 = &reviews.subsets[1].policy;
+        assert_eq!(v2.hedge, Some(hedge));
+        assert_eq!(v2.rate_limit, None);
+        assert_eq!(v2.concurrency_limit, None);
+        assert_eq!(v2.retry_concurrency_budget, None);
+        assert_eq!(
+            c.destinations[1].policy,
+            TrafficPolicy::default(),
+            "a whole policy inherits nothing"
+        );
+        assert_eq!(
+            c.server,
+            ServerConfig {
+                rate_limit: Some(bucket),
+                concurrency_limit: Some(7),
+                propagate_deadline: false,
+                shutdown: ShutdownConfig {
+                    drain: secs(1),
+                    grace: secs(2),
+                },
+            }
+        );
+        let whole = ServerConfig {
+            concurrency_limit: Some(3),
+            ..ServerConfig::default()
+        };
+        let c = MeshConfig::builder().server(whole.clone()).build().unwrap();
+        assert_eq!(c.server, whole);
+    }
+
+    #[test]
     fn build_validates() {
         let e = MeshConfig::builder()
             .destination(DestinationBuilder::new("reviews").retry_attempts(101))
@@ -799,5 +991,21 @@ mod tests {
                 .contains("workload.namespace: invalid value \"Bad_NS\""),
             "{e}"
         );
+        let e = MeshConfig::builder()
+            .destination(
+                DestinationBuilder::new("reviews")
+                    .subset(SubsetBuilder::new("v1").concurrency_limit(0)),
+            )
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            e.path(),
+            Some("destinations[0].subsets[0].concurrencyLimit")
+        );
+        let e = MeshConfig::builder()
+            .shutdown_drain(secs(60))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.path(), Some("server.shutdown.drain"));
     }
 }

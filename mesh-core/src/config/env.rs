@@ -42,13 +42,22 @@
 //! | `MESH_RETRY_BUDGET_PERCENT` | `20` | Retries allowed as a percentage of requests (0 to 100000). |
 //! | `MESH_RETRY_BUDGET_MIN_PER_SECOND` | `10` | Retries always allowed each second. |
 //! | `MESH_RETRY_BUDGET_TTL` | `10s` | Window over which requests and retries are counted. |
+//! | `MESH_RETRY_CONCURRENCY_BUDGET` | none | Istio's `retryBudget`: retries in flight as a percentage of requests in flight, `PERCENT[,minRetryConcurrency=N]` (such as `20` or `20,minRetryConcurrency=5`; N defaults to 3), or `off`. |
+//! | `MESH_RATE_LIMIT` | none | Rate limit on requests to each destination (429 past it): `TOKENS/INTERVAL[,maxTokens=N]` (such as `100/1s` or `100/1s,maxTokens=200`; the bucket holds `TOKENS` unless `maxTokens` says otherwise), or `off`. |
+//! | `MESH_CONCURRENCY_LIMIT` | none | Requests in flight to each destination at once (503 past it): a whole number from 1, or `off`. |
+//! | `MESH_HEDGE` | none | Hedging of idempotent requests slower than a latency percentile: `PERCENTILE[,key=value...]` with the percentile as `p95` or `0.95` and keys `maxExtraPercent`, `minPerSecond`, `minDelay`, `window`, `minSamples` (such as `p95` or `p99,maxExtraPercent=5,minDelay=5ms`), or `off`. |
+//! | `MESH_SERVER_RATE_LIMIT` | none | Rate limit on inbound requests (429 past it), as `MESH_RATE_LIMIT` writes it, or `off`. |
+//! | `MESH_SERVER_CONCURRENCY_LIMIT` | none | Inbound requests handled at once (503 past it): a whole number from 1, or `off`. |
+//! | `MESH_PROPAGATE_DEADLINE` | `true` | Whether an inbound request's deadline (`x-mesh-timeout-ms` or `grpc-timeout`) bounds the outbound calls made for it (`true`/`false`). |
+//! | `MESH_SHUTDOWN_DRAIN` | `5s` | How long kept-alive connections stay open once shutdown starts, each answer closing its connection; at most `MESH_SHUTDOWN_GRACE`. |
+//! | `MESH_SHUTDOWN_GRACE` | `30s` | The most shutdown takes: requests still in flight after it are cut. |
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::builder::MeshConfigBuilder;
 use super::file::{builder_from_file, nxdomain_policy};
-use super::values::{self, NxAction, at};
+use super::values::{self, NxAction, at, whole_number};
 use super::{ConfigError, MeshConfig};
 
 /// Every environment variable mesh reads, with a one-line description.
@@ -155,6 +164,42 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "MESH_RETRY_BUDGET_TTL",
         "window over which requests and retries are counted",
+    ),
+    (
+        "MESH_RETRY_CONCURRENCY_BUDGET",
+        "retries in flight as a percentage of requests in flight: PERCENT[,minRetryConcurrency=N], or off",
+    ),
+    (
+        "MESH_RATE_LIMIT",
+        "rate limit on requests to each destination: TOKENS/INTERVAL[,maxTokens=N], or off",
+    ),
+    (
+        "MESH_CONCURRENCY_LIMIT",
+        "requests in flight to each destination at once, or off",
+    ),
+    (
+        "MESH_HEDGE",
+        "hedge idempotent requests slower than a percentile: PERCENTILE[,key=value...], or off",
+    ),
+    (
+        "MESH_SERVER_RATE_LIMIT",
+        "rate limit on inbound requests: TOKENS/INTERVAL[,maxTokens=N], or off",
+    ),
+    (
+        "MESH_SERVER_CONCURRENCY_LIMIT",
+        "inbound requests handled at once, or off",
+    ),
+    (
+        "MESH_PROPAGATE_DEADLINE",
+        "whether an inbound request's deadline bounds its outbound calls",
+    ),
+    (
+        "MESH_SHUTDOWN_DRAIN",
+        "how long kept-alive connections stay open once shutdown starts",
+    ),
+    (
+        "MESH_SHUTDOWN_GRACE",
+        "the most shutdown takes; requests in flight after it are cut",
     ),
 ];
 
@@ -464,6 +509,61 @@ impl<'a> Env<'a> {
         if let Some(v) = self.take("MESH_RETRY_BUDGET_TTL", path, values::duration)? {
             p.budget_window = Some(v);
         }
+        let name = "MESH_RETRY_CONCURRENCY_BUDGET";
+        if let Some(v) = self.take(name, "defaults.retryBudget", |s| {
+            values::switch(s, values::retry_concurrency_budget)
+        })? {
+            p.retry_concurrency_budget = Some(v);
+        }
+        if let Some(v) = self.take("MESH_RATE_LIMIT", "defaults.rateLimit", |s| {
+            values::switch(s, values::token_bucket)
+        })? {
+            p.rate_limit = Some(v);
+        }
+        let path = "defaults.concurrencyLimit";
+        if let Some(v) = self.take("MESH_CONCURRENCY_LIMIT", path, values::limit)? {
+            p.concurrency_limit = Some(v);
+        }
+        if let Some(v) = self.take("MESH_HEDGE", "defaults.hedge", |s| {
+            values::switch(s, values::hedge)
+        })? {
+            p.hedge = Some(v);
+        }
+
+        let server = &mut b.server;
+        if let Some(v) = self.take("MESH_SERVER_RATE_LIMIT", "server.rateLimit", |s| {
+            values::switch(s, values::token_bucket)
+        })? {
+            server.rate_limit = v;
+        }
+        let path = "server.concurrencyLimit";
+        if let Some(v) = self.take("MESH_SERVER_CONCURRENCY_LIMIT", path, values::limit)? {
+            server.concurrency_limit = v;
+        }
+        let path = "server.propagateDeadline";
+        if let Some(v) = self.take("MESH_PROPAGATE_DEADLINE", path, values::boolean)? {
+            server.propagate_deadline = v;
+        }
+        let path = "server.shutdown.drain";
+        let drain = self.take("MESH_SHUTDOWN_DRAIN", path, values::duration)?;
+        if let Some(v) = drain {
+            server.shutdown.drain = v;
+        }
+        let (name, path) = ("MESH_SHUTDOWN_GRACE", "server.shutdown.grace");
+        if let Some(v) = self.take(name, path, values::duration)? {
+            server.shutdown.grace = v;
+            // A grace shorter than a drain no variable set: blame the variable.
+            if drain.is_none() && server.shutdown.drain > v {
+                return Err(ConfigError::invalid(
+                    name,
+                    self.get(name).unwrap_or_default(),
+                    format!(
+                        "must not be less than server.shutdown.drain ({}); set MESH_SHUTDOWN_DRAIN too",
+                        crate::duration::format_duration(server.shutdown.drain)
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -496,11 +596,6 @@ fn nameservers(s: &str) -> Result<Vec<std::net::SocketAddr>, String> {
 
 fn number(s: &str) -> Result<f64, String> {
     s.parse().map_err(|_| "expected a number".to_owned())
-}
-
-fn whole_number(s: &str) -> Result<u32, String> {
-    s.parse()
-        .map_err(|_| format!("expected a whole number from 0 to {}", u32::MAX))
 }
 
 #[cfg(test)]

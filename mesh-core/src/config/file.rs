@@ -15,8 +15,11 @@
 //! checks the rules that span fields.
 //!
 //! The file's keys are camelCase; durations are strings in Istio's form (`500ms`, `1m30s`).
-//! `loadBalancer`, `connectionPool` and `outlierDetection` take the shapes and field names
-//! of Istio's DestinationRule (fields mesh does not implement are errors here):
+//! `loadBalancer`, `connectionPool`, `outlierDetection` and `retryBudget` take the shapes and
+//! field names of Istio's DestinationRule (fields mesh does not implement are errors here);
+//! `outlierDetection` also takes mesh's `successRate`. `rateLimit`, `concurrencyLimit`,
+//! `hedge` and `retryBudget` may be `off`, so that a destination does not inherit the
+//! defaults' setting:
 //!
 //! ```yaml
 //! workload: {service: productpage, namespace: default}
@@ -26,16 +29,30 @@
 //!                                    # PEAK_EWMA takes peakEwma: {decay, defaultRtt}
 //!   timeout: 15s                     # 0s disables
 //!   retries: {attempts: 2, retryOn: "5xx,connect-failure", budget: {percent: 20}}
+//!   retryBudget: {percent: 20, minRetryConcurrency: 3}   # retries in flight (Istio's)
+//!   rateLimit: {tokensPerFill: 100, fillInterval: 1s, maxTokens: 200}  # 429 past it;
+//!                                    # tokensPerFill defaults to 1, maxTokens to tokensPerFill
+//!   concurrencyLimit: 100            # requests in flight; 503 past it
+//!   hedge: {percentile: p95}         # or 0.95; also maxExtraPercent, minPerSecond,
+//!                                    # minDelay, window, minSamples
 //! destinations:
 //!   - host: reviews
 //!     port: 9080
 //!     retries: {attempts: 3}         # merged field by field with the defaults' retries
 //!     loadBalancer: {consistentHash: {httpHeaderName: end-user, maglev: {tableSize: 65537}}}
 //!     connectionPool: {tcp: {maxConnections: 100, connectTimeout: 2s}, http: {http2MaxRequests: 1000}}
-//!     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
+//!     outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s,
+//!                        successRate: {requestVolume: 100, minimumHosts: 5, stdevFactor: 1.9}}
+//!                                    # or successRate: {requestVolume: 100, minSuccessPercent: 95}
+//!     hedge: off                     # not inherited from the defaults
 //!     subsets:                       # each inherits the destination's policy, field by field
 //!       - {name: v1, labels: {version: v1}}              # endpoints: DNS name reviews-v1
 //!       - {name: v2, host: reviews-canary, timeout: 1s}  # or endpoints: ["10.0.0.7:9080"]
+//! server:                            # the server stack
+//!   rateLimit: {tokensPerFill: 1000, fillInterval: 1s}
+//!   concurrencyLimit: 500
+//!   propagateDeadline: true
+//!   shutdown: {drain: 5s, grace: 30s}
 //! ```
 //!
 //! # Istio's documents
@@ -104,7 +121,12 @@ use super::istio::{
     walk::{Node, Walker},
 };
 use super::values::{self, LbKind, NxAction, at};
-use super::{ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, SubsetEndpoints, Workload};
+use super::{
+    ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, ServerConfig, SubsetEndpoints,
+    Workload,
+};
+use crate::hedge::HedgePolicy;
+use crate::ratelimit::TokenBucketConfig;
 
 /// A configuration file's format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -482,6 +504,75 @@ struct RawMesh {
     discovery: Option<RawDiscovery>,
     defaults: Option<RawPolicy>,
     destinations: Option<Vec<RawDestination>>,
+    server: Option<RawServer>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawServer {
+    rate_limit: Option<Switch<RawTokenBucket>>,
+    concurrency_limit: Option<Text>,
+    propagate_deadline: Option<bool>,
+    shutdown: Option<RawShutdown>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawShutdown {
+    drain: Option<Text>,
+    grace: Option<Text>,
+}
+
+/// A token bucket: `fillInterval` is required, `tokensPerFill` defaults to 1 (as in Envoy)
+/// and `maxTokens` to `tokensPerFill` (Envoy requires it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawTokenBucket {
+    max_tokens: Option<i64>,
+    tokens_per_fill: Option<i64>,
+    fill_interval: Option<Text>,
+}
+
+/// A hedging policy; fields left out keep [`HedgePolicy::default`]'s values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawHedge {
+    percentile: Option<Text>,
+    max_extra_percent: Option<f64>,
+    min_per_second: Option<i64>,
+    min_delay: Option<Text>,
+    window: Option<Text>,
+    min_samples: Option<i64>,
+}
+
+/// An optional setting: its fields, or `off` to turn off what would be inherited.
+#[derive(Debug)]
+enum Switch<T> {
+    Off,
+    On(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Switch<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SwitchVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for SwitchVisitor<T> {
+            type Value = Switch<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a map, or \"{}\"", values::OFF)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Switch<T>, E> {
+                if v == values::OFF {
+                    Ok(Switch::Off)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(v), &self))
+                }
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Switch<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Switch::On)
+            }
+        }
+        deserializer.deserialize_any(SwitchVisitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -525,6 +616,10 @@ struct RawPolicy {
     retries: Option<RawRetries>,
     connection_pool: Option<serde_json::Value>,
     outlier_detection: Option<serde_json::Value>,
+    retry_budget: Option<serde_json::Value>,
+    rate_limit: Option<Switch<RawTokenBucket>>,
+    concurrency_limit: Option<Text>,
+    hedge: Option<Switch<RawHedge>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -577,6 +672,10 @@ struct RawDestination {
     retries: Option<RawRetries>,
     connection_pool: Option<serde_json::Value>,
     outlier_detection: Option<serde_json::Value>,
+    retry_budget: Option<serde_json::Value>,
+    rate_limit: Option<Switch<RawTokenBucket>>,
+    concurrency_limit: Option<Text>,
+    hedge: Option<Switch<RawHedge>>,
 }
 
 /// A subset of a destination: its own keys plus every [`RawPolicy`] key.
@@ -595,6 +694,10 @@ struct RawSubset {
     retries: Option<RawRetries>,
     connection_pool: Option<serde_json::Value>,
     outlier_detection: Option<serde_json::Value>,
+    retry_budget: Option<serde_json::Value>,
+    rate_limit: Option<Switch<RawTokenBucket>>,
+    concurrency_limit: Option<Text>,
+    hedge: Option<Switch<RawHedge>>,
 }
 
 impl RawMesh {
@@ -618,7 +721,112 @@ impl RawMesh {
             let destination = d.into_builder(&format!("destinations[{i}]"), inherited)?;
             b.destinations.push(destination);
         }
+        if let Some(s) = self.server {
+            s.apply(&mut b.server)?;
+        }
         Ok(())
+    }
+}
+
+impl RawServer {
+    fn apply(self, s: &mut ServerConfig) -> Result<(), ConfigError> {
+        if let Some(r) = self.rate_limit {
+            s.rate_limit = r.read("server.rateLimit", RawTokenBucket::read)?;
+        }
+        if let Some(Text(t)) = self.concurrency_limit {
+            s.concurrency_limit = at("server.concurrencyLimit", &t, values::limit)?;
+        }
+        if let Some(p) = self.propagate_deadline {
+            s.propagate_deadline = p;
+        }
+        if let Some(shutdown) = self.shutdown {
+            if let Some(Text(t)) = shutdown.drain {
+                s.shutdown.drain = at("server.shutdown.drain", &t, values::duration)?;
+            }
+            if let Some(Text(t)) = shutdown.grace {
+                s.shutdown.grace = at("server.shutdown.grace", &t, values::duration)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T> Switch<T> {
+    /// The setting, read by `read` at `path`; `None` for `off`.
+    fn read<U>(
+        self,
+        path: &str,
+        read: impl FnOnce(T, &str) -> Result<U, ConfigError>,
+    ) -> Result<Option<U>, ConfigError> {
+        match self {
+            Switch::Off => Ok(None),
+            Switch::On(raw) => read(raw, path).map(Some),
+        }
+    }
+}
+
+/// A count written in a file, at `path`.
+fn file_count(path: &str, n: i64) -> Result<u32, ConfigError> {
+    values::count(n).map_err(|r| ConfigError::invalid(path, n, r))
+}
+
+impl RawTokenBucket {
+    fn read(self, prefix: &str) -> Result<TokenBucketConfig, ConfigError> {
+        let fill_interval = match self.fill_interval {
+            Some(Text(t)) => at(&format!("{prefix}.fillInterval"), &t, values::duration)?,
+            None => {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.fillInterval"),
+                    "",
+                    "is required",
+                ));
+            }
+        };
+        let tokens_per_fill = match self.tokens_per_fill {
+            Some(n) => file_count(&format!("{prefix}.tokensPerFill"), n)?,
+            None => 1,
+        };
+        let max_tokens = match self.max_tokens {
+            Some(n) => file_count(&format!("{prefix}.maxTokens"), n)?,
+            // At least 1, so that a zero tokensPerFill is the error reported.
+            None => tokens_per_fill.max(1),
+        };
+        Ok(TokenBucketConfig {
+            max_tokens,
+            tokens_per_fill,
+            fill_interval,
+        })
+    }
+}
+
+impl RawHedge {
+    fn read(self, prefix: &str) -> Result<HedgePolicy, ConfigError> {
+        let mut h = HedgePolicy::default();
+        if let Some(Text(t)) = self.percentile {
+            h.percentile = at(&format!("{prefix}.percentile"), &t, values::percentile)?;
+        }
+        if let Some(p) = self.max_extra_percent {
+            h.max_extra_percent = p;
+        }
+        if let Some(n) = self.min_per_second {
+            h.min_per_second = file_count(&format!("{prefix}.minPerSecond"), n)?;
+        }
+        if let Some(Text(t)) = self.min_delay {
+            h.min_delay = at(&format!("{prefix}.minDelay"), &t, values::duration)?;
+        }
+        if let Some(Text(t)) = self.window {
+            h.window = at(&format!("{prefix}.window"), &t, values::duration)?;
+        }
+        if let Some(n) = self.min_samples {
+            h.min_samples = u64::try_from(n).map_err(|_| {
+                ConfigError::invalid(
+                    format!("{prefix}.minSamples"),
+                    n,
+                    format!("must be between 0 and {}", u64::MAX),
+                )
+            })?;
+        }
+        Ok(h)
     }
 }
 
@@ -777,6 +985,24 @@ impl RawPolicy {
         if let Some(r) = self.retries {
             r.apply(&format!("{prefix}.retries"), &mut o)?;
         }
+        if let Some(budget) = &self.retry_budget {
+            let path = format!("{prefix}.retryBudget");
+            o.retry_concurrency_budget = Some(if budget.as_str() == Some(values::OFF) {
+                None
+            } else {
+                Some(policy::retry_budget(Node::new(path, budget), &mut w)?)
+            });
+        }
+        if let Some(r) = self.rate_limit {
+            o.rate_limit = Some(r.read(&format!("{prefix}.rateLimit"), RawTokenBucket::read)?);
+        }
+        if let Some(Text(t)) = self.concurrency_limit {
+            let path = format!("{prefix}.concurrencyLimit");
+            o.concurrency_limit = Some(at(&path, &t, values::limit)?);
+        }
+        if let Some(h) = self.hedge {
+            o.hedge = Some(h.read(&format!("{prefix}.hedge"), RawHedge::read)?);
+        }
         Ok(o)
     }
 }
@@ -852,6 +1078,10 @@ impl RawDestination {
             retries: self.retries,
             connection_pool: self.connection_pool,
             outlier_detection: self.outlier_detection,
+            retry_budget: self.retry_budget,
+            rate_limit: self.rate_limit,
+            concurrency_limit: self.concurrency_limit,
+            hedge: self.hedge,
         };
         d.policy = policy.overrides(prefix, inherited)?;
         let own = d.policy.load_balancer.unwrap_or(inherited);
@@ -894,6 +1124,10 @@ impl RawSubset {
             retries: self.retries,
             connection_pool: self.connection_pool,
             outlier_detection: self.outlier_detection,
+            retry_budget: self.retry_budget,
+            rate_limit: self.rate_limit,
+            concurrency_limit: self.concurrency_limit,
+            hedge: self.hedge,
         };
         s.policy = policy.overrides(prefix, inherited)?;
         Ok(s)

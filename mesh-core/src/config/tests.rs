@@ -5,6 +5,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::hedge::HedgePolicy;
+use crate::outlier::{SuccessRate, SuccessRateMode};
+use crate::ratelimit::TokenBucketConfig;
 use crate::retry::RetryOn;
 
 fn ms(n: u64) -> Duration {
@@ -47,7 +50,9 @@ fn reference() -> MeshConfig {
                 .load_balancer(LoadBalancer::RoundRobin)
                 .timeout(secs(2))
                 .retry_attempts(3)
-                .endpoints(["127.0.0.1:9080".parse().unwrap()]),
+                .endpoints(["127.0.0.1:9080".parse().unwrap()])
+                .concurrency_limit(10)
+                .no_hedge(),
         )
         .destination(
             DestinationBuilder::new("ratings.bookinfo.svc.example.internal")
@@ -67,7 +72,19 @@ fn reference() -> MeshConfig {
                     ratio: 0.5,
                     min_per_second: 10,
                     window: secs(10),
-                }),
+                })
+                .rate_limit(TokenBucketConfig::new(10, 1, ms(100)))
+                .outlier_detection(OutlierDetection {
+                    consecutive_5xx_errors: Some(5),
+                    success_rate: Some(SuccessRate {
+                        request_volume: 50,
+                        mode: SuccessRateMode::Threshold {
+                            min_success_percent: 90,
+                        },
+                    }),
+                    ..OutlierDetection::default()
+                })
+                .no_retry_concurrency_budget(),
         )
         // Defaults set after the destinations still reach them.
         .load_balancer(LoadBalancer::LeastRequest)
@@ -87,6 +104,23 @@ fn reference() -> MeshConfig {
             min_per_second: 10,
             window: secs(10),
         })
+        .retry_concurrency_budget(RetryConcurrencyBudget {
+            percent: 25.0,
+            min_retry_concurrency: 5,
+        })
+        .rate_limit(TokenBucketConfig::new(200, 100, secs(1)))
+        .concurrency_limit(64)
+        .hedge(HedgePolicy {
+            percentile: 0.99,
+            max_extra_percent: 5.0,
+            min_delay: ms(5),
+            ..HedgePolicy::default()
+        })
+        .server_rate_limit(TokenBucketConfig::new(1000, 1000, secs(1)))
+        .server_concurrency_limit(500)
+        .propagate_deadline(false)
+        .shutdown_drain(secs(10))
+        .shutdown_grace(secs(45))
         .build()
         .expect("the reference config is valid")
 }
@@ -120,6 +154,15 @@ const REFERENCE_VARS: &[(&str, &str)] = &[
     ("MESH_RETRY_BUDGET_PERCENT", "20"),
     ("MESH_RETRY_BUDGET_MIN_PER_SECOND", "10"),
     ("MESH_RETRY_BUDGET_TTL", "10s"),
+    ("MESH_RETRY_CONCURRENCY_BUDGET", "25,minRetryConcurrency=5"),
+    ("MESH_RATE_LIMIT", "100/1s,maxTokens=200"),
+    ("MESH_CONCURRENCY_LIMIT", "64"),
+    ("MESH_HEDGE", "p99, maxExtraPercent=5, minDelay=5ms"),
+    ("MESH_SERVER_RATE_LIMIT", "1000/1s"),
+    ("MESH_SERVER_CONCURRENCY_LIMIT", "500"),
+    ("MESH_PROPAGATE_DEADLINE", "false"),
+    ("MESH_SHUTDOWN_DRAIN", "10s"),
+    ("MESH_SHUTDOWN_GRACE", "45s"),
     // Not ours: ignored.
     ("HOME", "/home/app"),
     ("PATH", "/usr/bin"),
@@ -143,6 +186,23 @@ fn reference_resolves_inheritance() {
     assert_eq!(ratings.retries.per_try_timeout, None);
     assert_eq!(ratings.retries.budget.ratio, 0.5);
     assert_eq!(ratings.retries.budget.min_per_second, 10);
+    // The resilience settings inherit too, and a destination may turn one off.
+    assert_eq!(reviews.concurrency_limit, Some(10));
+    assert_eq!(reviews.hedge, None, "turned off");
+    assert_eq!(reviews.rate_limit, c.defaults.rate_limit);
+    assert_eq!(
+        reviews.retry_concurrency_budget,
+        c.defaults.retry_concurrency_budget
+    );
+    assert_eq!(ratings.concurrency_limit, Some(64));
+    assert_eq!(ratings.hedge, c.defaults.hedge);
+    assert_eq!(ratings.retry_concurrency_budget, None, "turned off");
+    assert_eq!(
+        ratings.rate_limit,
+        Some(TokenBucketConfig::new(10, 1, ms(100)))
+    );
+    assert_eq!(c.server.concurrency_limit, Some(500));
+    assert!(!c.server.propagate_deadline);
 }
 
 #[test]
@@ -492,6 +552,233 @@ fn bad_yaml_values_name_path_and_value() {
             "defaults.retries.retryNonIdempotent",
             &["\"yes\""],
         ),
+        // Resilience settings.
+        (
+            "defaults: {retryBudget: {percent: 120}}",
+            "defaults.retryBudget.percent",
+            &["\"120\"", "between 0 and 100"],
+        ),
+        (
+            "defaults: {retryBudget: {percent: {value: -1}}}",
+            "defaults.retryBudget.percent.value",
+            &["\"-1\""],
+        ),
+        (
+            "defaults: {retryBudget: {percent: lots}}",
+            "defaults.retryBudget.percent",
+            &["\"lots\"", "a number"],
+        ),
+        (
+            "defaults: {retryBudget: {minRetryConcurrency: -3}}",
+            "defaults.retryBudget.minRetryConcurrency",
+            &["\"-3\""],
+        ),
+        (
+            "defaults: {retryBudget: {budgetInterval: 1s}}",
+            "defaults.retryBudget.budgetInterval",
+            &["not supported", "budget interval"],
+        ),
+        (
+            "defaults: {retryBudget: {pct: 1}}",
+            "defaults.retryBudget.pct",
+            &["unknown field \"pct\"", "`minRetryConcurrency`"],
+        ),
+        (
+            "defaults: {retryBudget: of}",
+            "defaults.retryBudget",
+            &["\"of\"", "an object"],
+        ),
+        (
+            "defaults: {rateLimit: {maxTokens: 10}}",
+            "defaults.rateLimit.fillInterval",
+            &["is required"],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 1s, maxTokens: 0}}",
+            "defaults.rateLimit.maxTokens",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 1s, tokensPerFill: 0}}",
+            "defaults.rateLimit.tokensPerFill",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 1s, tokensPerFill: -1}}",
+            "defaults.rateLimit.tokensPerFill",
+            &["\"-1\""],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 0s}}",
+            "defaults.rateLimit.fillInterval",
+            &["\"0s\"", "at least 1ms"],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 1}}",
+            "defaults.rateLimit.fillInterval",
+            &["\"1\"", "missing unit"],
+        ),
+        (
+            "defaults: {rateLimit: {fillInterval: 1s, burst: 5}}",
+            "defaults.rateLimit.burst",
+            &["unknown field \"burst\"", "maxTokens"],
+        ),
+        (
+            "defaults: {rateLimit: of}",
+            "defaults.rateLimit",
+            &["\"of\"", "\"off\""],
+        ),
+        (
+            "defaults: {concurrencyLimit: 0}",
+            "defaults.concurrencyLimit",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            "defaults: {concurrencyLimit: -1}",
+            "defaults.concurrencyLimit",
+            &["\"-1\"", "or off"],
+        ),
+        (
+            "defaults: {concurrencyLimit: 1.5}",
+            "defaults.concurrencyLimit",
+            &["\"1.5\""],
+        ),
+        (
+            "destinations: [{host: a, subsets: [{name: v1, concurrencyLimit: none}]}]",
+            "destinations[0].subsets[0].concurrencyLimit",
+            &["\"none\""],
+        ),
+        (
+            "defaults: {hedge: {percentile: 95}}",
+            "defaults.hedge.percentile",
+            &["\"95\"", "p95"],
+        ),
+        (
+            "defaults: {hedge: {percentile: p0}}",
+            "defaults.hedge.percentile",
+            &["\"p0\""],
+        ),
+        (
+            "defaults: {hedge: {maxExtraPercent: 150}}",
+            "defaults.hedge.maxExtraPercent",
+            &["\"150\"", "between 0 and 100"],
+        ),
+        (
+            "defaults: {hedge: {window: 0s}}",
+            "defaults.hedge.window",
+            &["\"0s\""],
+        ),
+        (
+            "defaults: {hedge: {minSamples: 0}}",
+            "defaults.hedge.minSamples",
+            &["\"0\""],
+        ),
+        (
+            "defaults: {hedge: {minSamples: -1}}",
+            "defaults.hedge.minSamples",
+            &["\"-1\""],
+        ),
+        (
+            "defaults: {hedge: {minDelay: soon}}",
+            "defaults.hedge.minDelay",
+            &["\"soon\""],
+        ),
+        (
+            "destinations: [{host: a, hedge: {minPerSecond: -1}}]",
+            "destinations[0].hedge.minPerSecond",
+            &["\"-1\""],
+        ),
+        (
+            "defaults: {hedge: {delay: 1s}}",
+            "defaults.hedge.delay",
+            &["unknown field \"delay\"", "minDelay"],
+        ),
+        ("defaults: {hedge: true}", "defaults.hedge", &["\"off\""]),
+        (
+            "defaults: {outlierDetection: {successRate: {requestVolume: 0}}}",
+            "defaults.outlierDetection.successRate.requestVolume",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {minimumHosts: 0}}}",
+            "defaults.outlierDetection.successRate.minimumHosts",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {stdevFactor: 1900}}}",
+            "defaults.outlierDetection.successRate.stdevFactor",
+            &["\"1900\"", "Envoy's 1900"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {stdevFactor: -1}}}",
+            "defaults.outlierDetection.successRate.stdevFactor",
+            &["\"-1\""],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {minSuccessPercent: 101}}}",
+            "defaults.outlierDetection.successRate.minSuccessPercent",
+            &["\"101\"", "between 0 and 100"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {minSuccessPercent: 90, minimumHosts: 3}}}",
+            "defaults.outlierDetection.successRate",
+            &["either minSuccessPercent", "not both"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: {requestVolume: 10, hosts: 3}}}",
+            "defaults.outlierDetection.successRate.hosts",
+            &["unknown field \"hosts\"", "`minimumHosts`"],
+        ),
+        (
+            "defaults: {outlierDetection: {successRate: 5}}",
+            "defaults.outlierDetection.successRate",
+            &["\"5\"", "an object"],
+        ),
+        (
+            "server: {rateLimit: {tokensPerFill: 0, fillInterval: 1s}}",
+            "server.rateLimit.tokensPerFill",
+            &["\"0\""],
+        ),
+        (
+            "server: {rateLimit: {maxTokens: 1}}",
+            "server.rateLimit.fillInterval",
+            &["is required"],
+        ),
+        (
+            "server: {concurrencyLimit: 0}",
+            "server.concurrencyLimit",
+            &["\"0\""],
+        ),
+        (
+            "server: {propagateDeadline: yes}",
+            "server.propagateDeadline",
+            &["\"yes\""],
+        ),
+        (
+            "server: {shutdown: {grace: 0s}}",
+            "server.shutdown.grace",
+            &["\"0s\""],
+        ),
+        (
+            "server: {shutdown: {drain: 1m}}",
+            "server.shutdown.drain",
+            &["\"1m\"", "server.shutdown.grace (30s)"],
+        ),
+        (
+            "server: {shutdown: {drain: 5}}",
+            "server.shutdown.drain",
+            &["\"5\"", "missing unit"],
+        ),
+        (
+            "server: {shutdown: {drian: 5s}}",
+            "server.shutdown.drian",
+            &["unknown field \"drian\"", "drain"],
+        ),
+        (
+            "server: {rateLimt: {fillInterval: 1s}}",
+            "server.rateLimt",
+            &["unknown field \"rateLimt\"", "rateLimit"],
+        ),
     ];
     for (text, path, needles) in cases {
         let e = MeshConfig::from_str(text, Format::Yaml).expect_err(text);
@@ -561,6 +848,54 @@ fn bad_json_and_toml_values_name_path_and_value() {
             "[discovery]\njitter = \"high\"\n",
             "discovery.jitter",
             &["\"high\"", "line 2"],
+        ),
+        (
+            Format::Json,
+            r#"{"defaults": {"hedge": "of"}}"#,
+            "defaults.hedge",
+            &["\"of\"", "\"off\"", "line 1"],
+        ),
+        (
+            Format::Json,
+            r#"{"defaults": {"rateLimit": {"fillInterval": "1s", "maxTokens": 99999999}}}"#,
+            "defaults.rateLimit.maxTokens",
+            &["\"99999999\"", "at most 16777214"],
+        ),
+        (
+            Format::Json,
+            r#"{"server": {"shutdown": {"drain": "40s"}}}"#,
+            "server.shutdown.drain",
+            &["\"40s\""],
+        ),
+        (
+            Format::Json,
+            r#"{"defaults": {"retryBudget": {"percent": {"value": 101}}}}"#,
+            "defaults.retryBudget.percent.value",
+            &["\"101\""],
+        ),
+        (
+            Format::Toml,
+            "[server]\nconcurrencyLimit = 0\n",
+            "server.concurrencyLimit",
+            &["\"0\""],
+        ),
+        (
+            Format::Toml,
+            "[defaults.hedge]\npercentile = 1.5\n",
+            "defaults.hedge.percentile",
+            &["\"1.5\""],
+        ),
+        (
+            Format::Toml,
+            "[[destinations]]\nhost = \"a\"\n[destinations.rateLimit]\nfillInterval = \"1s\"\nmaxToken = 3\n",
+            "destinations[0].rateLimit.maxToken",
+            &["unknown field \"maxToken\"", "line 5"],
+        ),
+        (
+            Format::Toml,
+            "[defaults.outlierDetection.successRate]\nminSuccessPercent = 200\n",
+            "defaults.outlierDetection.successRate.minSuccessPercent",
+            &["\"200\""],
         ),
     ];
     for (format, text, path, needles) in cases {
@@ -753,6 +1088,167 @@ fn bad_variables_name_the_variable_and_value() {
             &["\"0s\""],
         ),
         (
+            &[("MESH_RETRY_CONCURRENCY_BUDGET", "120")],
+            "MESH_RETRY_CONCURRENCY_BUDGET",
+            &["\"120\"", "between 0 and 100"],
+        ),
+        (
+            &[("MESH_RETRY_CONCURRENCY_BUDGET", "20%")],
+            "MESH_RETRY_CONCURRENCY_BUDGET",
+            &["\"20%\"", "PERCENT[,minRetryConcurrency=N]"],
+        ),
+        (
+            &[("MESH_RETRY_CONCURRENCY_BUDGET", "20,min=3")],
+            "MESH_RETRY_CONCURRENCY_BUDGET",
+            &[
+                "\"20,min=3\"",
+                "`min`: unknown option",
+                "minRetryConcurrency",
+            ],
+        ),
+        (
+            &[("MESH_RETRY_CONCURRENCY_BUDGET", "20,minRetryConcurrency=-1")],
+            "MESH_RETRY_CONCURRENCY_BUDGET",
+            &["minRetryConcurrency `-1`"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "100")],
+            "MESH_RATE_LIMIT",
+            &["\"100\"", "TOKENS/INTERVAL"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "100/1")],
+            "MESH_RATE_LIMIT",
+            &["interval `1`", "missing unit"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "many/1s")],
+            "MESH_RATE_LIMIT",
+            &["tokens `many`"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "0/1s")],
+            "MESH_RATE_LIMIT",
+            &["\"0/1s\"", "tokensPerFill must be at least 1"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "10/0s")],
+            "MESH_RATE_LIMIT",
+            &["\"10/0s\"", "fillInterval must be at least 1ms"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "10/1s,maxTokens=0")],
+            "MESH_RATE_LIMIT",
+            &["maxTokens must be at least 1"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "10/1s,burst=20")],
+            "MESH_RATE_LIMIT",
+            &["`burst`: unknown option"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "10/1s,maxTokens")],
+            "MESH_RATE_LIMIT",
+            &["`maxTokens`: expected key=value"],
+        ),
+        (
+            &[("MESH_RATE_LIMIT", "10/1s,maxTokens=5,maxTokens=6")],
+            "MESH_RATE_LIMIT",
+            &["given twice"],
+        ),
+        (
+            &[("MESH_CONCURRENCY_LIMIT", "0")],
+            "MESH_CONCURRENCY_LIMIT",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            &[("MESH_CONCURRENCY_LIMIT", "none")],
+            "MESH_CONCURRENCY_LIMIT",
+            &["\"none\"", "or off"],
+        ),
+        (&[("MESH_HEDGE", "95")], "MESH_HEDGE", &["\"95\"", "p95"]),
+        (&[("MESH_HEDGE", "true")], "MESH_HEDGE", &["\"true\""]),
+        (
+            &[("MESH_HEDGE", "p95,maxExtraPercent=500")],
+            "MESH_HEDGE",
+            &["maxExtraPercent must be between 0 and 100"],
+        ),
+        (
+            &[("MESH_HEDGE", "p95,minSamples=0")],
+            "MESH_HEDGE",
+            &["minSamples must be at least 1"],
+        ),
+        (
+            &[("MESH_HEDGE", "p95,window=0s")],
+            "MESH_HEDGE",
+            &["window must be at least 1ms"],
+        ),
+        (
+            &[("MESH_HEDGE", "p95,minDelay=soon")],
+            "MESH_HEDGE",
+            &["minDelay `soon`"],
+        ),
+        (
+            &[("MESH_HEDGE", "p95,minPerSecond=-1")],
+            "MESH_HEDGE",
+            &["minPerSecond `-1`"],
+        ),
+        (
+            &[("MESH_HEDGE", "p95,delay=1ms")],
+            "MESH_HEDGE",
+            &["`delay`: unknown option", "minDelay"],
+        ),
+        (
+            &[("MESH_SERVER_RATE_LIMIT", "5/s")],
+            "MESH_SERVER_RATE_LIMIT",
+            &["interval `s`"],
+        ),
+        (
+            &[("MESH_SERVER_RATE_LIMIT", "5/1s,maxTokens=99999999")],
+            "MESH_SERVER_RATE_LIMIT",
+            &["maxTokens must be at most 16777214"],
+        ),
+        (
+            &[("MESH_SERVER_CONCURRENCY_LIMIT", "0")],
+            "MESH_SERVER_CONCURRENCY_LIMIT",
+            &["\"0\"", "at least 1"],
+        ),
+        (
+            &[("MESH_SERVER_CONCURRENCY_LIMIT", "-5")],
+            "MESH_SERVER_CONCURRENCY_LIMIT",
+            &["\"-5\""],
+        ),
+        (
+            &[("MESH_PROPAGATE_DEADLINE", "yes")],
+            "MESH_PROPAGATE_DEADLINE",
+            &["\"yes\"", "true or false"],
+        ),
+        (
+            &[("MESH_SHUTDOWN_DRAIN", "1m")],
+            "MESH_SHUTDOWN_DRAIN",
+            &["\"1m\"", "server.shutdown.grace (30s)"],
+        ),
+        (
+            &[("MESH_SHUTDOWN_DRAIN", "5")],
+            "MESH_SHUTDOWN_DRAIN",
+            &["\"5\"", "missing unit"],
+        ),
+        (
+            &[("MESH_SHUTDOWN_GRACE", "0s")],
+            "MESH_SHUTDOWN_GRACE",
+            &["\"0s\""],
+        ),
+        (
+            // The drain left at its default (5s) exceeds a shorter grace.
+            &[("MESH_SHUTDOWN_GRACE", "2s")],
+            "MESH_SHUTDOWN_GRACE",
+            &[
+                "\"2s\"",
+                "server.shutdown.drain (5s)",
+                "MESH_SHUTDOWN_DRAIN",
+            ],
+        ),
+        (
             &[("MESH_NAMESPACE", "Bad_NS")],
             "MESH_NAMESPACE",
             &["\"Bad_NS\""],
@@ -822,6 +1318,20 @@ fn config_like_yaml() -> impl Strategy<Value = String> {
         "decay",
         "jitter",
         "retryOn",
+        "retryBudget",
+        "minRetryConcurrency",
+        "rateLimit",
+        "fillInterval",
+        "maxTokens",
+        "concurrencyLimit",
+        "hedge",
+        "percentile",
+        "outlierDetection",
+        "successRate",
+        "stdevFactor",
+        "server",
+        "shutdown",
+        "drain",
     ]);
     let value = prop::sample::select(vec![
         "1s",
@@ -846,6 +1356,9 @@ fn config_like_yaml() -> impl Strategy<Value = String> {
         "*a",
         "!!binary aGk=",
         "\"\\u0000\"",
+        "off",
+        "p95",
+        "{value: 5}",
     ]);
     prop::collection::vec((0usize..4, key, value), 0..12).prop_map(|lines| {
         lines
@@ -917,4 +1430,126 @@ fn a_named_resolv_conf_must_exist() {
     );
     // The default location may be missing.
     assert!(MeshConfig::from_vars([("MESH_RESOLV_CONF", "?/nonexistent/resolv.conf")]).is_ok());
+}
+
+#[test]
+fn success_rate_modes_in_mesh_format() {
+    let c = MeshConfig::from_str(
+        "defaults: {outlierDetection: {successRate: {}}}\n\
+         destinations:\n\
+         - {host: a, outlierDetection: {successRate: {requestVolume: 20, minimumHosts: 3, stdevFactor: 1.5}}}\n\
+         - {host: b, outlierDetection: {successRate: {minSuccessPercent: 95}}}\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let rate = |p: &TrafficPolicy| {
+        p.outlier_detection
+            .as_ref()
+            .and_then(|o| o.success_rate.clone())
+    };
+    assert_eq!(
+        rate(&c.defaults),
+        Some(SuccessRate::stdev()),
+        "Envoy's defaults"
+    );
+    assert_eq!(
+        rate(&c.destinations[0].policy),
+        Some(SuccessRate {
+            request_volume: 20,
+            mode: SuccessRateMode::Stdev {
+                minimum_hosts: 3,
+                factor: 1500,
+            },
+        })
+    );
+    assert_eq!(
+        rate(&c.destinations[1].policy),
+        Some(SuccessRate::threshold(95))
+    );
+}
+
+#[test]
+fn off_turns_off_inherited_settings() {
+    let defaults = "defaults:\n  retryBudget: {percent: 10}\n  rateLimit: {fillInterval: 1s}\n  \
+                    concurrencyLimit: 5\n  hedge: {}\n";
+    let c = MeshConfig::from_str(
+        &format!(
+            "{defaults}destinations:\n- {{host: a, retryBudget: off, rateLimit: off, concurrencyLimit: off, hedge: off}}\n\
+             - {{host: b, subsets: [{{name: v1, hedge: off}}]}}\n"
+        ),
+        Format::Yaml,
+    )
+    .unwrap();
+    let d = &c.defaults;
+    assert!(d.retry_concurrency_budget.is_some());
+    assert_eq!(d.rate_limit, Some(TokenBucketConfig::new(1, 1, secs(1))));
+    assert_eq!(d.concurrency_limit, Some(5));
+    assert_eq!(d.hedge, Some(HedgePolicy::default()));
+    let a = &c.destinations[0].policy;
+    assert_eq!(
+        (
+            a.retry_concurrency_budget,
+            a.rate_limit,
+            a.concurrency_limit,
+            a.hedge
+        ),
+        (None, None, None, None)
+    );
+    let b = &c.destinations[1];
+    assert_eq!(b.policy, *d);
+    assert_eq!(b.subsets[0].policy.hedge, None);
+    assert_eq!(b.subsets[0].policy.concurrency_limit, Some(5));
+
+    // The same from code.
+    let built = MeshConfig::builder()
+        .retry_concurrency_budget(RetryConcurrencyBudget {
+            percent: 10.0,
+            ..RetryConcurrencyBudget::default()
+        })
+        .rate_limit(TokenBucketConfig::new(1, 1, secs(1)))
+        .concurrency_limit(5)
+        .hedge(HedgePolicy::default())
+        .destination(
+            DestinationBuilder::new("a")
+                .no_retry_concurrency_budget()
+                .no_rate_limit()
+                .no_concurrency_limit()
+                .no_hedge(),
+        )
+        .destination(DestinationBuilder::new("b").subset(SubsetBuilder::new("v1").no_hedge()))
+        .build()
+        .unwrap();
+    assert_eq!(c, built);
+
+    // Variables turn off what the file sets, and the defaults' setting reaches destinations.
+    let file = testdata("mesh.yaml");
+    let c = MeshConfig::from_vars([
+        ("MESH_CONFIG", file.as_str()),
+        ("MESH_RETRY_CONCURRENCY_BUDGET", "off"),
+        ("MESH_RATE_LIMIT", "off"),
+        ("MESH_CONCURRENCY_LIMIT", "off"),
+        ("MESH_HEDGE", "off"),
+        ("MESH_SERVER_RATE_LIMIT", "off"),
+        ("MESH_SERVER_CONCURRENCY_LIMIT", "off"),
+    ])
+    .unwrap();
+    let d = &c.defaults;
+    assert_eq!(
+        (
+            d.retry_concurrency_budget,
+            d.rate_limit,
+            d.concurrency_limit,
+            d.hedge
+        ),
+        (None, None, None, None)
+    );
+    assert_eq!(
+        c.destinations[0].policy.concurrency_limit,
+        Some(10),
+        "the file's own"
+    );
+    assert_eq!(c.destinations[1].policy.concurrency_limit, None);
+    assert_eq!(c.server.rate_limit, None);
+    assert_eq!(c.server.concurrency_limit, None);
+    assert_eq!(c.server.shutdown.grace, secs(45), "kept from the file");
 }

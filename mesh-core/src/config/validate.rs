@@ -8,16 +8,23 @@ use std::time::Duration;
 
 use super::{
     ConfigError, DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
-    SubsetEndpoints, TrafficPolicy, Workload,
+    ServerConfig, SubsetEndpoints, TrafficPolicy, Workload,
 };
 use crate::balance::{MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use crate::duration::format_duration;
+use crate::hedge::HedgePolicy;
+use crate::outlier::{SuccessRate, SuccessRateMode};
+use crate::ratelimit::TokenBucketConfig;
 
 /// The most retries one request may make.
 pub(crate) const MAX_ATTEMPTS: u32 = 100;
 
 /// The largest retry budget ratio (retries per request).
 pub(crate) const MAX_BUDGET_RATIO: f64 = 1000.0;
+
+/// The largest success-rate stdev factor, in thousandths (100 standard deviations): a larger
+/// one never ejects anything, and is most likely Envoy's thousandths written as a factor.
+pub(crate) const MAX_STDEV_FACTOR: u32 = 100_000;
 
 impl MeshConfig {
     /// Checks every rule of the model; the error names the first field that breaks one.
@@ -51,8 +58,124 @@ impl MeshConfig {
         for (i, vs) in self.virtual_services.iter().enumerate() {
             vs.validate(&format!("virtualServices[{i}]"))?;
         }
-        Ok(())
+        validate_server(&self.server)
     }
+}
+
+fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
+    if let Some(bucket) = &s.rate_limit {
+        token_bucket("server.rateLimit", bucket)?;
+    }
+    if let Some(limit) = s.concurrency_limit {
+        concurrency_limit("server.concurrencyLimit", limit)?;
+    }
+    let shutdown = &s.shutdown;
+    positive("server.shutdown.grace", shutdown.grace)?;
+    if shutdown.drain > shutdown.grace {
+        return Err(ConfigError::invalid(
+            "server.shutdown.drain",
+            format_duration(shutdown.drain),
+            format!(
+                "must not exceed server.shutdown.grace ({})",
+                format_duration(shutdown.grace)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a token bucket; the error names the bucket's field by its file key.
+fn token_bucket(prefix: &str, b: &TokenBucketConfig) -> Result<(), ConfigError> {
+    b.validate().map_err(|reason| {
+        let (key, value) = match first_word(&reason) {
+            "max_tokens" => ("maxTokens", b.max_tokens.to_string()),
+            "tokens_per_fill" => ("tokensPerFill", b.tokens_per_fill.to_string()),
+            "fill_interval" => ("fillInterval", format_duration(b.fill_interval)),
+            _ => return ConfigError::invalid(prefix, format!("{b:?}"), reason),
+        };
+        field_error(prefix, key, value, &reason)
+    })
+}
+
+/// Checks a hedging policy; the error names the policy's field by its file key.
+fn hedge(prefix: &str, h: &HedgePolicy) -> Result<(), ConfigError> {
+    h.validate().map_err(|reason| {
+        let (key, value) = match first_word(&reason) {
+            "percentile" => ("percentile", h.percentile.to_string()),
+            "max_extra_percent" => ("maxExtraPercent", h.max_extra_percent.to_string()),
+            "min_per_second" => ("minPerSecond", h.min_per_second.to_string()),
+            "min_delay" => ("minDelay", format_duration(h.min_delay)),
+            "window" => ("window", format_duration(h.window)),
+            "min_samples" => ("minSamples", h.min_samples.to_string()),
+            _ => return ConfigError::invalid(prefix, format!("{h:?}"), reason),
+        };
+        field_error(prefix, key, value, &reason)
+    })
+}
+
+fn first_word(s: &str) -> &str {
+    s.split(' ').next().unwrap_or_default()
+}
+
+/// An error at `prefix.key` whose reason, which starts with the model's field name, is
+/// reworded to start with `key`.
+fn field_error(prefix: &str, key: &str, value: String, reason: &str) -> ConfigError {
+    let rest = reason.split_once(' ').map_or("", |(_, rest)| rest);
+    ConfigError::invalid(format!("{prefix}.{key}"), value, format!("{key} {rest}"))
+}
+
+fn concurrency_limit(path: &str, limit: u32) -> Result<(), ConfigError> {
+    if limit == 0 {
+        return Err(ConfigError::invalid(
+            path,
+            0,
+            "must be at least 1 (leave it out, or write off, for no limit)",
+        ));
+    }
+    Ok(())
+}
+
+fn success_rate(prefix: &str, s: &SuccessRate) -> Result<(), ConfigError> {
+    if s.request_volume == 0 {
+        return Err(ConfigError::invalid(
+            format!("{prefix}.requestVolume"),
+            0,
+            "must be at least 1",
+        ));
+    }
+    match s.mode {
+        SuccessRateMode::Stdev {
+            minimum_hosts,
+            factor,
+        } => {
+            if minimum_hosts == 0 {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.minimumHosts"),
+                    0,
+                    "must be at least 1",
+                ));
+            }
+            if factor > MAX_STDEV_FACTOR {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.stdevFactor"),
+                    f64::from(factor) / 1000.0,
+                    "must be between 0 and 100 standard deviations (1.9 is Envoy's 1900)",
+                ));
+            }
+        }
+        SuccessRateMode::Threshold {
+            min_success_percent,
+        } => {
+            if min_success_percent > 100 {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.minSuccessPercent"),
+                    min_success_percent,
+                    "must be between 0 and 100",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_workload(w: &Workload) -> Result<(), ConfigError> {
@@ -216,6 +339,27 @@ fn validate_policy(prefix: &str, p: &TrafficPolicy) -> Result<(), ConfigError> {
         if let Some(t) = o.base_ejection_time {
             positive(&format!("{prefix}.baseEjectionTime"), t)?;
         }
+        if let Some(s) = &o.success_rate {
+            success_rate(&format!("{prefix}.successRate"), s)?;
+        }
+    }
+    if let Some(b) = &p.retry_concurrency_budget
+        && !(0.0..=100.0).contains(&b.percent)
+    {
+        return Err(ConfigError::invalid(
+            format!("{prefix}.retryBudget.percent"),
+            b.percent,
+            "must be between 0 and 100",
+        ));
+    }
+    if let Some(bucket) = &p.rate_limit {
+        token_bucket(&format!("{prefix}.rateLimit"), bucket)?;
+    }
+    if let Some(limit) = p.concurrency_limit {
+        concurrency_limit(&format!("{prefix}.concurrencyLimit"), limit)?;
+    }
+    if let Some(h) = &p.hedge {
+        hedge(&format!("{prefix}.hedge"), h)?;
     }
     if p.timeout == Some(Duration::ZERO) {
         return Err(ConfigError::invalid(
@@ -826,6 +970,225 @@ mod tests {
         c.destinations[0].subsets = vec![subset("v1"), subset("v2-mysql")];
         c.defaults.load_balancer = hash(HashKey::SourceIp, HashTable::Maglev { table_size: 65537 });
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn resilience_settings_name_path_and_value() {
+        use crate::config::{OutlierDetection, RetryConcurrencyBudget, Subset, SubsetEndpoints};
+        use crate::outlier::SuccessRate;
+
+        fn bucket(max: u32, per_fill: u32, ms: u64) -> Option<TokenBucketConfig> {
+            Some(TokenBucketConfig::new(
+                max,
+                per_fill,
+                Duration::from_millis(ms),
+            ))
+        }
+        fn hedged(change: impl FnOnce(&mut HedgePolicy)) -> Option<HedgePolicy> {
+            let mut h = HedgePolicy::default();
+            change(&mut h);
+            Some(h)
+        }
+        fn budget(percent: f64) -> Option<RetryConcurrencyBudget> {
+            Some(RetryConcurrencyBudget {
+                percent,
+                min_retry_concurrency: 3,
+            })
+        }
+        fn outlier(request_volume: u32, mode: SuccessRateMode) -> Option<OutlierDetection> {
+            Some(OutlierDetection {
+                success_rate: Some(SuccessRate {
+                    request_volume,
+                    mode,
+                }),
+                ..OutlierDetection::default()
+            })
+        }
+        const STDEV: SuccessRateMode = SuccessRateMode::Stdev {
+            minimum_hosts: 5,
+            factor: 1900,
+        };
+        type Change = fn(&mut MeshConfig);
+        let cases: Vec<(Change, &str, &str)> = vec![
+            (
+                |c| c.defaults.retry_concurrency_budget = budget(100.5),
+                "defaults.retryBudget.percent",
+                "\"100.5\": must be between 0 and 100",
+            ),
+            (
+                |c| c.destinations[0].policy.retry_concurrency_budget = budget(-1.0),
+                "destinations[0].retryBudget.percent",
+                "\"-1\"",
+            ),
+            (
+                |c| c.defaults.retry_concurrency_budget = budget(f64::NAN),
+                "defaults.retryBudget.percent",
+                "\"NaN\"",
+            ),
+            (
+                |c| c.defaults.retry_concurrency_budget = budget(f64::INFINITY),
+                "defaults.retryBudget.percent",
+                "\"inf\"",
+            ),
+            (
+                |c| c.defaults.rate_limit = bucket(0, 1, 1000),
+                "defaults.rateLimit.maxTokens",
+                "\"0\": maxTokens must be at least 1",
+            ),
+            (
+                |c| c.defaults.rate_limit = bucket(20_000_000, 1, 1000),
+                "defaults.rateLimit.maxTokens",
+                "\"20000000\": maxTokens must be at most 16777214",
+            ),
+            (
+                |c| c.destinations[0].policy.rate_limit = bucket(10, 0, 1000),
+                "destinations[0].rateLimit.tokensPerFill",
+                "\"0\": tokensPerFill must be at least 1",
+            ),
+            (
+                |c| c.defaults.rate_limit = bucket(10, 1, 0),
+                "defaults.rateLimit.fillInterval",
+                "\"0s\": fillInterval must be at least 1ms",
+            ),
+            (
+                |c| c.defaults.concurrency_limit = Some(0),
+                "defaults.concurrencyLimit",
+                "\"0\": must be at least 1",
+            ),
+            (
+                |c| c.defaults.hedge = hedged(|h| h.percentile = 95.0),
+                "defaults.hedge.percentile",
+                "\"95\": percentile must be a fraction in (0, 1]",
+            ),
+            (
+                |c| c.defaults.hedge = hedged(|h| h.percentile = f64::NAN),
+                "defaults.hedge.percentile",
+                "\"NaN\"",
+            ),
+            (
+                |c| c.destinations[0].policy.hedge = hedged(|h| h.max_extra_percent = 101.0),
+                "destinations[0].hedge.maxExtraPercent",
+                "\"101\": maxExtraPercent must be between 0 and 100",
+            ),
+            (
+                |c| c.defaults.hedge = hedged(|h| h.window = Duration::ZERO),
+                "defaults.hedge.window",
+                "\"0s\"",
+            ),
+            (
+                |c| c.defaults.hedge = hedged(|h| h.min_samples = 0),
+                "defaults.hedge.minSamples",
+                "\"0\": minSamples must be at least 1",
+            ),
+            (
+                |c| c.defaults.outlier_detection = outlier(0, STDEV),
+                "defaults.outlierDetection.successRate.requestVolume",
+                "\"0\": must be at least 1",
+            ),
+            (
+                |c| {
+                    c.defaults.outlier_detection = outlier(
+                        100,
+                        SuccessRateMode::Stdev {
+                            minimum_hosts: 0,
+                            factor: 1900,
+                        },
+                    )
+                },
+                "defaults.outlierDetection.successRate.minimumHosts",
+                "\"0\": must be at least 1",
+            ),
+            (
+                |c| {
+                    c.defaults.outlier_detection = outlier(
+                        100,
+                        SuccessRateMode::Stdev {
+                            minimum_hosts: 5,
+                            factor: 1_900_000,
+                        },
+                    )
+                },
+                "defaults.outlierDetection.successRate.stdevFactor",
+                "\"1900\": must be between 0 and 100",
+            ),
+            (
+                |c| {
+                    c.destinations[0].subsets.push(Subset {
+                        name: "v1".to_owned(),
+                        labels: Default::default(),
+                        endpoints: SubsetEndpoints::Host("reviews-v1".to_owned()),
+                        policy: TrafficPolicy {
+                            outlier_detection: outlier(
+                                100,
+                                SuccessRateMode::Threshold {
+                                    min_success_percent: 101,
+                                },
+                            ),
+                            ..TrafficPolicy::default()
+                        },
+                    })
+                },
+                "destinations[0].subsets[0].outlierDetection.successRate.minSuccessPercent",
+                "\"101\": must be between 0 and 100",
+            ),
+            (
+                |c| c.server.rate_limit = bucket(0, 1, 1000),
+                "server.rateLimit.maxTokens",
+                "\"0\"",
+            ),
+            (
+                |c| c.server.rate_limit = bucket(1, 1, 0),
+                "server.rateLimit.fillInterval",
+                "\"0s\"",
+            ),
+            (
+                |c| c.server.concurrency_limit = Some(0),
+                "server.concurrencyLimit",
+                "\"0\": must be at least 1",
+            ),
+            (
+                |c| c.server.shutdown.grace = Duration::ZERO,
+                "server.shutdown.grace",
+                "\"0s\": must be greater than 0",
+            ),
+            (
+                |c| c.server.shutdown.drain = Duration::from_secs(31),
+                "server.shutdown.drain",
+                "\"31s\": must not exceed server.shutdown.grace (30s)",
+            ),
+        ];
+        for (change, path, detail) in cases {
+            let e = error_of(change);
+            assert!(e.starts_with(&format!("{path}: ")), "{path}: {e}");
+            assert!(e.contains(detail), "{detail}: {e}");
+        }
+
+        // The edges are valid.
+        let mut c = MeshConfig::default();
+        c.defaults.retry_concurrency_budget = budget(0.0);
+        c.defaults.rate_limit = bucket(TokenBucketConfig::MAX_TOKENS, 1, 1);
+        c.defaults.concurrency_limit = Some(1);
+        c.defaults.hedge = hedged(|h| h.percentile = 1.0);
+        c.defaults.outlier_detection = outlier(
+            1,
+            SuccessRateMode::Stdev {
+                minimum_hosts: 1,
+                factor: MAX_STDEV_FACTOR,
+            },
+        );
+        c.server.concurrency_limit = Some(1);
+        c.server.shutdown.drain = c.server.shutdown.grace;
+        assert_eq!(c.validate().map_err(|e| e.to_string()), Ok(()));
+        c.destinations.push(dest("a", None));
+        c.destinations[0].policy.retry_concurrency_budget = budget(100.0);
+        c.destinations[0].policy.outlier_detection = outlier(
+            1,
+            SuccessRateMode::Threshold {
+                min_success_percent: 100,
+            },
+        );
+        c.server.shutdown.drain = Duration::ZERO;
+        assert_eq!(c.validate().map_err(|e| e.to_string()), Ok(()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Traffic-policy settings in Istio's shapes (`loadBalancer`, `connectionPool`,
-//! `outlierDetection`, `portLevelSettings`), shared by DestinationRules and mesh's own format.
+//! `outlierDetection`, `retryBudget`, `portLevelSettings`), shared by DestinationRules and
+//! mesh's own format. Mesh's own format also takes `outlierDetection.successRate`, which
+//! Istio's API does not have (in a DestinationRule it is an unknown field).
 
 use http::HeaderName;
 
@@ -9,7 +11,11 @@ use crate::config::builder::PolicyOverrides;
 use crate::config::values::{self, LbKind};
 use crate::config::{
     ConfigError, ConnectionPool, ConsistentHash, HashCookie, HashKey, HashTable, OutlierDetection,
-    Protocol,
+    Protocol, RetryConcurrencyBudget,
+};
+use crate::outlier::{
+    DEFAULT_SUCCESS_RATE_MINIMUM_HOSTS, DEFAULT_SUCCESS_RATE_REQUEST_VOLUME,
+    DEFAULT_SUCCESS_RATE_STDEV_FACTOR, SuccessRate, SuccessRateMode,
 };
 
 /// A load-balancing algorithm and, for consistent hashing, its parameters.
@@ -366,6 +372,11 @@ pub(crate) fn outlier_detection(
     if let Some(n) = o.field("minHealthPercent") {
         d.min_health_percent = Some(n.percent(w)?).filter(|p| *p != 0);
     }
+    if w.mode() == Mode::Strict
+        && let Some(n) = o.field("successRate")
+    {
+        d.success_rate = Some(success_rate(n, w)?);
+    }
     if let Some(n) = o.field("consecutiveErrors") {
         // Istio reads the deprecated field as gateway errors only, with 5xx ejection off.
         w.deprecated(
@@ -380,6 +391,101 @@ pub(crate) fn outlier_detection(
     }
     o.finish(w)?;
     Ok(d)
+}
+
+/// Reads mesh's `outlierDetection.successRate`: `requestVolume` and either the stdev mode's
+/// `minimumHosts` and `stdevFactor` (a multiple of the standard deviation, 1.9) or the
+/// threshold mode's `minSuccessPercent`. Envoy's defaults fill what is left out.
+fn success_rate(node: Node<'_>, w: &mut Walker) -> Result<SuccessRate, ConfigError> {
+    let value = node.value;
+    let mut o = node.obj(w)?;
+    let path = o.path().to_owned();
+    let request_volume = match o.field("requestVolume") {
+        Some(n) => n.u32(w)?,
+        None => DEFAULT_SUCCESS_RATE_REQUEST_VOLUME,
+    };
+    let hosts = o.field("minimumHosts");
+    let factor = o.field("stdevFactor");
+    let threshold = o.field("minSuccessPercent");
+    o.finish(w)?;
+    let mode = match threshold {
+        Some(_) if hosts.is_some() || factor.is_some() => {
+            return Err(w.invalid(
+                &path,
+                shown(value),
+                "set either minSuccessPercent (threshold mode) or minimumHosts and stdevFactor (stdev mode), not both",
+            ));
+        }
+        Some(t) => SuccessRateMode::Threshold {
+            min_success_percent: t.percent(w)?,
+        },
+        None => SuccessRateMode::Stdev {
+            minimum_hosts: match hosts {
+                Some(n) => n.u32(w)?,
+                None => DEFAULT_SUCCESS_RATE_MINIMUM_HOSTS,
+            },
+            factor: match factor {
+                Some(n) => stdev_factor(&n, w)?,
+                None => DEFAULT_SUCCESS_RATE_STDEV_FACTOR,
+            },
+        },
+    };
+    Ok(SuccessRate {
+        request_volume,
+        mode,
+    })
+}
+
+/// A stdev factor written as a multiple (1.9), in thousandths as the model holds it (1900).
+fn stdev_factor(n: &Node<'_>, w: &Walker) -> Result<u32, ConfigError> {
+    let f = n.f64(w)?;
+    if !(0.0..=100.0).contains(&f) {
+        return Err(w.invalid(
+            &n.path,
+            shown(n.value),
+            "must be between 0 and 100 standard deviations (1.9 is Envoy's 1900)",
+        ));
+    }
+    Ok((f * 1000.0).round() as u32)
+}
+
+/// Reads `retryBudget`: `percent` (a number, or `{value: N}` as protobuf's DoubleValue is
+/// written; 20 when left out) and `minRetryConcurrency` (3 when left out or 0).
+pub(crate) fn retry_budget(
+    node: Node<'_>,
+    w: &mut Walker,
+) -> Result<RetryConcurrencyBudget, ConfigError> {
+    let mut o = node.obj(w)?;
+    let mut b = RetryConcurrencyBudget::default();
+    if let Some(n) = o.field("percent") {
+        let (number, shown_value) = if n.value.is_object() {
+            let mut v = n.obj(w)?;
+            let inner = v.required(w, "value")?;
+            v.finish(w)?;
+            let shown_value = shown(inner.value);
+            (inner, shown_value)
+        } else {
+            let shown_value = shown(n.value);
+            (n, shown_value)
+        };
+        let percent = number.f64(w)?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(w.invalid(&number.path, shown_value, "must be between 0 and 100"));
+        }
+        b.percent = percent;
+    }
+    if let Some(n) = o.field("minRetryConcurrency")
+        && let Some(min) = count(&n, w)?
+    {
+        b.min_retry_concurrency = min;
+    }
+    o.unsupported(
+        w,
+        "budgetInterval",
+        "a budget interval is not implemented; only requests in flight count",
+    )?;
+    o.finish(w)?;
+    Ok(b)
 }
 
 /// A `trafficPolicy`: its own settings and those of each port.
@@ -402,7 +508,10 @@ impl PolicyPart {
 /// Reads a DestinationRule's (or a subset's) `trafficPolicy`.
 pub(crate) fn traffic_policy(node: Node<'_>, w: &mut Walker) -> Result<PolicyPart, ConfigError> {
     let mut o = node.obj(w)?;
-    let overrides = policy_fields(&mut o, w)?;
+    let mut overrides = policy_fields(&mut o, w)?;
+    if let Some(n) = o.field("retryBudget") {
+        overrides.retry_concurrency_budget = Some(Some(retry_budget(n, w)?));
+    }
     let mut ports: Vec<(u16, PolicyOverrides)> = Vec::new();
     if let Some(list) = o.field("portLevelSettings") {
         for item in list.list(w)? {

@@ -1883,3 +1883,174 @@ fn a_subset_of_a_peak_ewma_destination_may_tune_it() {
     };
     assert_eq!(ewma.decay, secs(1));
 }
+
+// ---- retryBudget and the settings Istio does not have ----
+
+#[test]
+fn retry_budget_from_a_rule_and_from_mesh_format_agree() {
+    use crate::config::RetryConcurrencyBudget;
+
+    let rule = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    retryBudget: {percent: {value: 25}, minRetryConcurrency: 5}
+  subsets:
+  - name: v1
+    trafficPolicy: {retryBudget: {percent: 12.5}}
+  - name: v2
+    trafficPolicy: {retryBudget: {minRetryConcurrency: 0}}
+";
+    let mesh = "\
+destinations:
+- host: reviews
+  retryBudget: {percent: 25, minRetryConcurrency: 5}
+  subsets:
+  - {name: v1, retryBudget: {percent: {value: 12.5}}}
+  - {name: v2, retryBudget: {}}
+";
+    let budget = |percent: f64, min: u32| RetryConcurrencyBudget {
+        percent,
+        min_retry_concurrency: min,
+    };
+    let built = MeshConfig::builder()
+        .destination(
+            DestinationBuilder::new("reviews")
+                .retry_concurrency_budget(budget(25.0, 5))
+                .subset(SubsetBuilder::new("v1").retry_concurrency_budget(budget(12.5, 3)))
+                .subset(SubsetBuilder::new("v2").retry_concurrency_budget(budget(20.0, 3))),
+        )
+        .build()
+        .unwrap();
+    let from_rule = yaml(rule).unwrap();
+    assert!(from_rule.warnings.is_empty(), "{:?}", from_rule.warnings);
+    // The rule's subsets keep their (empty) labels; the rest is the same model.
+    assert_eq!(
+        from_rule.destinations[0].policy,
+        built.destinations[0].policy
+    );
+    for (a, b) in from_rule.destinations[0]
+        .subsets
+        .iter()
+        .zip(&built.destinations[0].subsets)
+    {
+        assert_eq!(a.policy, b.policy, "{}", a.name);
+    }
+    assert_eq!(yaml(mesh).unwrap(), built);
+    assert_eq!(
+        built.destinations[0].subsets[1]
+            .policy
+            .retry_concurrency_budget,
+        Some(RetryConcurrencyBudget::default()),
+        "20 % and 3 when left out, as in Istio"
+    );
+}
+
+#[test]
+fn istio_has_no_success_rate_and_no_budget_interval() {
+    let rule = "\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    retryBudget: {percent: 30, budgetInterval: 10s}
+    outlierDetection: {consecutive5xxErrors: 3, successRate: {minSuccessPercent: 90}}
+    rateLimit: {maxTokens: 1, fillInterval: 1s}
+    hedge: {percentile: p95}
+    portLevelSettings:
+    - port: {number: 9080}
+      retryBudget: {percent: 10}
+";
+    let c = yaml(rule).unwrap();
+    let d = "DestinationRule reviews: spec.trafficPolicy";
+    let mut want = vec![
+        format!("{d}.retryBudget.budgetInterval"),
+        format!("{d}.outlierDetection.successRate"),
+        format!("{d}.rateLimit"),
+        format!("{d}.hedge"),
+        format!("{d}.portLevelSettings[0].retryBudget"),
+    ];
+    want.sort_unstable();
+    assert_eq!(paths(&c), want);
+    let message = |path: &str| {
+        c.warnings
+            .iter()
+            .find(|w| w.path == path)
+            .map(|w| w.message.clone())
+            .unwrap()
+    };
+    assert!(message(&format!("{d}.retryBudget.budgetInterval")).contains("not implemented"));
+    assert!(message(&format!("{d}.outlierDetection.successRate")).contains("unknown field"));
+    let p = &c.destinations[0].policy;
+    assert_eq!(p.retry_concurrency_budget.map(|b| b.percent), Some(30.0));
+    assert_eq!(
+        p.outlier_detection.as_ref().map(|o| o.success_rate.clone()),
+        Some(None)
+    );
+    assert_eq!(p.rate_limit, None);
+    assert_eq!(p.hedge, None);
+    let port = &c.destinations[1];
+    assert_eq!(port.port, Some(9080));
+    assert_eq!(
+        port.policy.retry_concurrency_budget.map(|b| b.percent),
+        Some(30.0),
+        "ports have no retryBudget of their own"
+    );
+}
+
+#[test]
+fn invalid_retry_budgets_name_their_path() {
+    let p = "DestinationRule reviews: spec.trafficPolicy.retryBudget";
+    let tp = |s: &str| dr_with(&format!("trafficPolicy: {{retryBudget: {s}}}"));
+    let cases: Vec<(String, String, Vec<&str>)> = vec![
+        (
+            tp("{percent: 101}"),
+            format!("{p}.percent"),
+            vec!["\"101\"", "between 0 and 100"],
+        ),
+        (
+            tp("{percent: -0.5}"),
+            format!("{p}.percent"),
+            vec!["\"-0.5\""],
+        ),
+        (
+            tp("{percent: {value: 250}}"),
+            format!("{p}.percent.value"),
+            vec!["\"250\""],
+        ),
+        (
+            tp("{percent: {value: many}}"),
+            format!("{p}.percent.value"),
+            vec!["\"many\"", "a number"],
+        ),
+        (
+            tp("{percent: {}}"),
+            format!("{p}.percent.value"),
+            vec!["is required"],
+        ),
+        (
+            tp("{percent: twenty}"),
+            format!("{p}.percent"),
+            vec!["\"twenty\"", "a number"],
+        ),
+        (
+            tp("{minRetryConcurrency: -1}"),
+            format!("{p}.minRetryConcurrency"),
+            vec!["\"-1\""],
+        ),
+        (tp("off"), p.to_owned(), vec!["\"off\"", "an object"]),
+        (
+            dr_with("subsets: [{name: v1, trafficPolicy: {retryBudget: {percent: 200}}}]"),
+            "DestinationRule reviews: spec.subsets[0].trafficPolicy.retryBudget.percent".to_owned(),
+            vec!["\"200\""],
+        ),
+    ];
+    for (text, path, needles) in &cases {
+        assert_error(text, path, needles);
+    }
+}
