@@ -24,8 +24,8 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use arc_swap::ArcSwap;
@@ -50,6 +50,28 @@ use crate::timeout::TryTimedOut;
 /// when another is available.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AvoidEndpoint(pub SocketAddr);
+
+/// A request extension the balancer fills with the endpoint it sends the try to, so a layer
+/// above learns where a try went before it answers (a hedge then goes elsewhere).
+#[derive(Clone, Debug, Default)]
+pub struct PickedEndpoint(Arc<OnceLock<SocketAddr>>);
+
+impl PickedEndpoint {
+    /// An empty slot, to insert in a request before it is balanced.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The endpoint the try was sent to, once the balancer has picked it.
+    pub fn get(&self) -> Option<SocketAddr> {
+        self.0.get().copied()
+    }
+
+    /// Fills the slot; a slot already filled keeps its endpoint.
+    pub(crate) fn set(&self, addr: SocketAddr) {
+        let _ = self.0.set(addr);
+    }
+}
 
 /// Picks an endpoint per try and sends the request to it.
 #[derive(Clone)]
@@ -193,6 +215,9 @@ impl Balance {
                     .pick_hashed(&snapshot.endpoints, now, &mut rand::rng(), avoid, hash)
                     .unwrap_or(0);
                 if let Some(endpoint) = snapshot.endpoints.get(picked) {
+                    if let Some(slot) = req.extensions_mut().remove::<PickedEndpoint>() {
+                        slot.set(endpoint.0.addr());
+                    }
                     let observe = shared.outlier.as_ref().map(|_| Observer {
                         balance: self.clone(),
                         endpoint: endpoint.clone(),

@@ -2,9 +2,10 @@
 //!
 //! A [`Backend`] is one destination host (or one subset of it) with its balancer; it is shared
 //! by every route that sends there. A [`Leg`] is the path one route takes to one backend:
-//! fault → mirror → request timeout → retry → per-try timeout → balance, configured by the
-//! backend's policy with the route's timeout and retries laid over it, plus the route's and
-//! destination's header operations and the consistent-hash key of the backend's policy.
+//! fault → mirror → request timeout → retry → hedge → per-try timeout → balance, configured
+//! by the backend's policy with the route's timeout and retries laid over it, plus the
+//! route's and destination's header operations and the consistent-hash key of the backend's
+//! policy.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,6 +27,7 @@ use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
 use crate::breaker::{Breaker, BreakerLayer};
 use crate::fault::{FaultLayer, FaultService};
+use crate::hedge::{Hedge, HedgeLayer};
 use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
 use crate::mirror::{MirrorLayer, MirrorService};
 use crate::retry::{self, Retry, RetryLayer};
@@ -36,7 +38,7 @@ use crate::timeout::{Timeout, TimeoutLayer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceAddr(pub IpAddr);
 
-type Inner = FaultService<MirrorService<Timeout<Retry<Timeout<Breaker<Balance>>>>>>;
+type Inner = FaultService<MirrorService<Timeout<Retry<Hedge<Timeout<Breaker<Balance>>>>>>>;
 pub(crate) type LegStack = LocalReplyService<Inner>;
 
 /// One destination host, or one subset of it, with its balancer and policy.
@@ -47,6 +49,8 @@ pub(crate) struct Backend {
     pub(crate) breaker: BreakerLayer,
     /// The retry budget and retry limits every route to the backend shares.
     pub(crate) retries: Arc<retry::Destination>,
+    /// Hedging, with its latency tracker and budget shared by every leg to this backend.
+    pub(crate) hedge: HedgeLayer,
 }
 
 impl Backend {
@@ -61,6 +65,7 @@ impl Backend {
             balance: Balance::new(name.clone(), policy, endpoints),
             breaker: BreakerLayer::new(name.clone(), limits),
             retries: retry::Destination::new(name.clone(), &policy.retries, retry_limits),
+            hedge: HedgeLayer::new(name.clone(), policy.hedge),
             name,
             policy: policy.clone(),
         }
@@ -121,6 +126,7 @@ impl Leg {
                 policy.retries.clone(),
                 backend.retries.clone(),
             ))
+            .layer(backend.hedge.clone())
             .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
             .layer(backend.breaker.clone())
             .service(backend.balance.clone());

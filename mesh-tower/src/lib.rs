@@ -16,6 +16,7 @@ pub mod context;
 mod endpoint;
 pub mod error;
 pub mod fault;
+pub mod hedge;
 mod leg;
 pub mod limit;
 pub mod local_reply;

@@ -8,6 +8,7 @@ mod config;
 mod discovery;
 mod faults;
 mod hashing;
+mod hedge;
 mod mirror;
 mod outlier;
 mod pool;
