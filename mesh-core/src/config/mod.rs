@@ -259,11 +259,13 @@ pub struct ConnectionPool {
     pub http1_max_pending_requests: Option<u32>,
     /// `http.http2MaxRequests`: requests in flight to the destination.
     pub http2_max_requests: Option<u32>,
-    /// `http.maxRequestsPerConnection`: requests before a connection is closed (0: no limit).
+    /// `http.maxRequestsPerConnection`: requests before a connection is closed (unset or 0:
+    /// no limit).
     pub max_requests_per_connection: Option<u32>,
     /// `http.maxRetries`: retries in flight to the destination.
     pub max_retries: Option<u32>,
-    /// `http.idleTimeout`: how long an idle connection is kept.
+    /// `http.idleTimeout`: how long an idle connection is kept (unset or zero: Istio's
+    /// default, 1 hour).
     pub idle_timeout: Option<Duration>,
 }
 
