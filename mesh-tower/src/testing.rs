@@ -33,6 +33,14 @@ pub enum Behavior {
     Status(u16),
     /// 200 after this pause (tokio time, so paused tests advance it).
     Delay(Duration),
+    /// `status` for every `every`-th request this backend receives, 200 otherwise: a steady
+    /// failure rate with no long runs of failures.
+    FailEvery {
+        /// One request in this many fails (0 counts as 1).
+        every: usize,
+        /// The failing status.
+        status: u16,
+    },
 }
 
 /// An HTTP/1.1 and HTTP/2 (h2c) server on loopback.
@@ -223,7 +231,7 @@ async fn answer(
     name: Arc<str>,
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    state.hits.fetch_add(1, Ordering::Relaxed);
+    let hit = state.hits.fetch_add(1, Ordering::Relaxed) + 1;
     let behavior = state
         .behavior
         .lock()
@@ -265,6 +273,10 @@ async fn answer(
             tokio::time::sleep(pause).await;
             StatusCode::OK
         }
+        Behavior::FailEvery { every, status } if hit % every.max(1) == 0 => {
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        }
+        Behavior::FailEvery { .. } => StatusCode::OK,
     };
     let mut response = Response::new(Full::new(Bytes::copy_from_slice(name.as_bytes())));
     *response.status_mut() = status;

@@ -170,3 +170,48 @@ spec:
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn success_rate_ejection_catches_an_endpoint_that_fails_one_in_three() {
+    use mesh::core::config::OutlierDetection;
+    use mesh::core::outlier::SuccessRate;
+
+    let reviews = Service::start("reviews", 85, 5).await;
+    // Never two failures in a row: consecutive-5xx detection cannot see it.
+    reviews.pods[3].set_behavior(Behavior::FailEvery {
+        every: 3,
+        status: 503,
+    });
+    let client = reviews.client(|b| {
+        b.retry_attempts(0).outlier_detection(OutlierDetection {
+            interval: Some(Duration::from_secs(1)),
+            max_ejection_percent: Some(100),
+            success_rate: Some(SuccessRate::threshold(90).with_request_volume(20)),
+            ..Default::default()
+        })
+    });
+    let uri = reviews.uri("/reviews/0");
+    // Five seconds of traffic, one request every 10 ms.
+    let mut errors = 0;
+    for _ in 0..500 {
+        if crate::support::fetch(&client, &uri, &[]).await.status == 503 {
+            errors += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = reviews.pods[3].hits();
+    let report2 = load(&client, &uri, 2, 250, Arc::default()).await;
+    assert_eq!(
+        report2.statuses.get(&200),
+        Some(&500),
+        "{:?}",
+        report2.statuses
+    );
+    assert_eq!(
+        reviews.pods[3].hits(),
+        before,
+        "the ejected pod got traffic"
+    );
+    // Judged after its first interval with enough requests, not after the whole run.
+    assert!(errors < 20, "{errors} errors before the ejection");
+}
