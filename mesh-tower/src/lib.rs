@@ -23,6 +23,7 @@ pub mod local_reply;
 pub mod mirror;
 pub mod retry;
 mod route;
+pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timeout;
@@ -32,6 +33,7 @@ pub use client::{BuildError, MeshClient, MeshClientBuilder, ResponseFuture};
 pub use endpoint::ConnectError;
 pub use error::{LocalReply, MeshError};
 pub use leg::SourceAddr;
+pub use server::{MeshServer, ServerLayer};
 
 /// A boxed error, as hyper and tower use.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

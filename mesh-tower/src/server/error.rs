@@ -1,0 +1,99 @@
+//! Why the server stack answered a request itself, and with what.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::StatusCode;
+use mesh_core::deadline::DeadlineError;
+
+use crate::BoxError;
+use crate::limit::{LimitError, Limited};
+
+/// Why the server stack answered a request itself instead of (or after) the application.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A local rate limit or concurrency limit rejected the request.
+    #[error("{name}: {limited}")]
+    Limited {
+        /// The limit's name (the server's).
+        name: Arc<str>,
+        /// The limit and why.
+        limited: Limited,
+    },
+    /// A deadline header (`x-mesh-timeout-ms`, or `grpc-timeout` of a gRPC request) is
+    /// malformed; the message names the header.
+    #[error(transparent)]
+    BadDeadline(#[from] DeadlineError),
+    /// The request's deadline had passed when it arrived.
+    #[error("deadline exceeded before the request was handled")]
+    DeadlineExceeded,
+    /// The application failed instead of answering.
+    #[error("application error: {0}")]
+    App(#[source] BoxError),
+}
+
+impl ServerError {
+    /// The status of the local reply (429 rate limited, 503 shed, 400 bad deadline header,
+    /// 504 deadline passed, 500 application error).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServerError::Limited {
+                limited: Limited::RateLimited,
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
+            ServerError::Limited {
+                limited: Limited::Shed { .. },
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            ServerError::BadDeadline(_) => StatusCode::BAD_REQUEST,
+            ServerError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            ServerError::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status of the local reply to a gRPC request: UNAVAILABLE (14) for limits, as
+    /// Envoy maps 429 and 503; DEADLINE_EXCEEDED (4); INTERNAL (13) for a bad header, as
+    /// Envoy maps 400; UNKNOWN (2) for an application error.
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            ServerError::Limited { .. } => 14,
+            ServerError::DeadlineExceeded => 4,
+            ServerError::BadDeadline(_) => 13,
+            ServerError::App(_) => 2,
+        }
+    }
+}
+
+impl LimitError for ServerError {
+    fn limited(name: &Arc<str>, limited: Limited) -> Self {
+        ServerError::Limited {
+            name: name.clone(),
+            limited,
+        }
+    }
+}
+
+impl From<Infallible> for ServerError {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
+impl From<BoxError> for ServerError {
+    /// A boxed [`ServerError`] or [`Limited`] is itself again; any other error is
+    /// [`ServerError::App`].
+    fn from(error: BoxError) -> Self {
+        let error = match error.downcast::<ServerError>() {
+            Ok(error) => return *error,
+            Err(error) => error,
+        };
+        match error.downcast_ref::<Limited>() {
+            Some(&limited) => ServerError::Limited {
+                name: Arc::from(super::DEFAULT_NAME),
+                limited,
+            },
+            None => ServerError::App(error),
+        }
+    }
+}

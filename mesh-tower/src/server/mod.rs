@@ -1,0 +1,133 @@
+//! The server stack: what mesh does for inbound requests before the application sees them,
+//! and [`MeshServer`], which serves it with graceful shutdown.
+//!
+//! # The stack, outermost first
+//!
+//! | layer | does |
+//! |---|---|
+//! | [`ReplyLayer`] | answers every [`ServerError`] with a local reply: 429 `local_rate_limited`, 503 `overloaded` with `x-mesh-overloaded: true`, 400 for a malformed deadline header, 504 for a deadline passed on arrival, 500 for an application error |
+//! | [`ContextLayer`] | reads the inbound deadline (`x-mesh-timeout-ms`, or `grpc-timeout` of gRPC requests) and runs the handler inside a [`RequestContext`](crate::context::RequestContext) carrying it, for the client stack to bound the outbound calls made while handling the request |
+//! | [`RateLimitLayer`] | the local rate limit (`ServerConfig::rate_limit`) |
+//! | [`ConcurrencyLimitLayer`] | the concurrency limit (`ServerConfig::concurrency_limit`), each request counted until its response body ends |
+//! | [`AppLayer`] | the application; its errors become [`ServerError::App`] |
+//!
+//! [`ServerLayer`] is the whole stack as one layer, for a server of your own (for example
+//! `axum::Router::layer`); the layers are public for stacks of other shapes.
+//!
+//! # Graceful shutdown
+//!
+//! [`MeshServer::serve`] runs until its `shutdown` future resolves, then:
+//!
+//! 1. It stops accepting at once: the listener is closed, so new connections are refused
+//!    and callers go to another endpoint.
+//! 2. HTTP/2 connections get GOAWAY at once and finish the streams they have.
+//! 3. HTTP/1.1 connections stay open for the drain period (`ShutdownConfig::drain`, 5 s).
+//!    Every answer written from now on carries `Connection: close`, so a caller's next
+//!    request opens a new connection, which is refused, and goes elsewhere. A connection
+//!    closes as soon as such an answer is written.
+//! 4. When the drain period ends (at once when it is zero) every connection left shuts down
+//!    gracefully: idle ones close now, busy ones after their request.
+//! 5. Requests in flight finish, until the grace period (`ShutdownConfig::grace`, 30 s,
+//!    counted from the start of shutdown) ends: then everything left is dropped.
+//!
+//! `serve` returns as soon as every connection is gone, so at the latest after the grace
+//! period. A connection that has sent nothing yet when shutdown starts is treated as
+//! HTTP/1.1 until its first request says otherwise. The gauge
+//! `mesh_server_connections{name}` counts open connections.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use mesh_core::config::ServerConfig;
+//! use mesh_tower::server::ServerLayer;
+//! use tower::{Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = tower::service_fn(|_req: http::Request<()>| async {
+//!     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
+//! });
+//! // With an axum `Router`: `router.layer(ServerLayer::new(...))`.
+//! let service = ServerLayer::new("reviews", &ServerConfig::default()).layer(app);
+//! let req = http::Request::get("/").header("x-mesh-timeout-ms", "soon").body(()).unwrap();
+//! let res = service.oneshot(req).await.unwrap();
+//! assert_eq!(res.status(), 400);
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use mesh_core::config::ServerConfig;
+use tower_layer::Layer;
+
+use crate::limit::{
+    ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
+};
+
+mod app;
+mod capture;
+mod drain;
+mod error;
+mod reply;
+mod serve;
+#[cfg(test)]
+mod tests;
+
+pub use app::{AppFuture, AppLayer, AppService};
+pub use capture::{ContextFuture, ContextLayer, ContextService};
+pub use error::ServerError;
+pub use reply::{
+    OVERLOADED_HEADER, ReplyFuture, ReplyLayer, ReplyService, ServerBody, ServerReply, local_reply,
+};
+pub use serve::MeshServer;
+
+/// The name of a server that was given none: its metrics' `name` label.
+pub(crate) const DEFAULT_NAME: &str = "inbound";
+
+/// The whole server stack around an application `S`: see the [module documentation](self).
+pub type ServerService<S> =
+    ReplyService<ContextService<RateLimitService<ConcurrencyLimitService<AppService<S>>>>>;
+
+/// Applies the server stack ([`ServerService`]) as [`ServerConfig`] says; every service it
+/// makes (and every clone) shares one rate limit and one concurrency limit.
+#[derive(Clone, Debug)]
+pub struct ServerLayer {
+    context: ContextLayer,
+    rate_limit: RateLimitLayer,
+    concurrency_limit: ConcurrencyLimitLayer,
+}
+
+impl ServerLayer {
+    /// The stack of `config`; `name` labels the limits' metrics.
+    pub fn new(name: impl Into<Arc<str>>, config: &ServerConfig) -> Self {
+        let name = name.into();
+        Self {
+            context: ContextLayer::new().propagate_deadline(config.propagate_deadline),
+            rate_limit: RateLimitLayer::optional(name.clone(), config.rate_limit, Side::Server),
+            concurrency_limit: ConcurrencyLimitLayer::optional(
+                name,
+                config.concurrency_limit.map(|max| max as usize),
+                Side::Server,
+            ),
+        }
+    }
+}
+
+impl<S> Layer<S> for ServerLayer {
+    type Service = ServerService<S>;
+
+    fn layer(&self, app: S) -> ServerService<S> {
+        // Outermost first. Telemetry (destination metrics, server span, access log) goes
+        // outside the local reply, so it sees local replies too (marked by `ServerReply`);
+        // authentication and authorization go between the limits and the application, so
+        // a rejected caller costs a token and a slot but never reaches the handler.
+        let app = AppLayer::new().layer(app);
+        // Slot: authorization, then authentication, around `app`.
+        let app = self.concurrency_limit.layer(app);
+        let app = self.rate_limit.layer(app);
+        let app = self.context.layer(app);
+        ReplyLayer::new().layer(app)
+        // Slot: telemetry around the local reply.
+    }
+}

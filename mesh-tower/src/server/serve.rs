@@ -1,0 +1,218 @@
+//! [`MeshServer`]: accepts connections, serves the stack on HTTP/1.1 and h2c, shuts down
+//! gracefully.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::server::conn::auto;
+use mesh_core::config::ServerConfig;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower_layer::Layer;
+
+use super::drain::{Phase, Shutdown, connection};
+use super::{DEFAULT_NAME, ServerLayer};
+use crate::BoxError;
+
+/// How long accepting pauses after an error that is not about one connection (such as
+/// running out of file descriptors), so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The mesh server: the server stack around an application, on one listener, with graceful
+/// shutdown (see the [module documentation](super) for what happens when).
+///
+/// ```no_run
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use mesh_core::config::ServerConfig;
+/// use mesh_tower::server::MeshServer;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let app = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+///     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
+/// });
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:9080").await?;
+/// let shutdown = async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// };
+/// MeshServer::new(ServerConfig::default())
+///     .name("reviews")
+///     .serve(listener, app, shutdown)
+///     .await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct MeshServer {
+    config: ServerConfig,
+    name: Arc<str>,
+}
+
+impl MeshServer {
+    /// A server with `config`, named `inbound`.
+    pub fn new(config: ServerConfig) -> Self {
+        Self {
+            config,
+            name: Arc::from(DEFAULT_NAME),
+        }
+    }
+
+    /// The name its metrics carry (`name` label), such as the service's.
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The server stack as one layer, for a server of your own; each call makes new limits.
+    pub fn layer(&self) -> ServerLayer {
+        ServerLayer::new(self.name.clone(), &self.config)
+    }
+
+    /// Serves `app` on `listener` until `shutdown` resolves, then shuts down gracefully;
+    /// resolves once every connection is gone.
+    ///
+    /// `app` is any cloneable `tower::Service` of `http::Request<hyper::body::Incoming>`,
+    /// typically an axum `Router`; each connection gets a clone. Its errors become 500
+    /// answers.
+    pub async fn serve<S, B>(
+        self,
+        listener: TcpListener,
+        app: S,
+        shutdown: impl Future<Output = ()>,
+    ) where
+        S: tower_service::Service<Request<Incoming>, Response = Response<B>>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body + Send + 'static,
+        B::Data: Into<Bytes> + Send,
+        B::Error: Into<BoxError>,
+    {
+        let stack = self.layer().layer(app);
+        let state = Arc::new(Shutdown::new());
+        let builder = Arc::new(auto::Builder::new(state.executor()));
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let gauge = Gauge::open(&self.name);
+                        let task = connection(builder.clone(), stream, stack.clone(), state.clone());
+                        connections.spawn(async move {
+                            task.await;
+                            drop(gauge);
+                        });
+                    }
+                    Err(e) if is_per_connection(&e) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed; pausing");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // New connections are refused from now on.
+        drop(listener);
+        self.drain(&state, &mut connections).await;
+    }
+
+    /// Walks the shutdown phases until every connection is gone.
+    async fn drain(&self, state: &Shutdown, connections: &mut JoinSet<()>) {
+        let ShutdownTimes { drain, grace } = ShutdownTimes::of(&self.config);
+        let start = Instant::now();
+        tracing::debug!(name = %self.name, connections = connections.len(), "shutting down");
+        state.enter(if drain.is_zero() {
+            Phase::Closing
+        } else {
+            Phase::Draining
+        });
+        let drain_end = tokio::time::sleep_until(start + drain);
+        let grace_end = tokio::time::sleep_until(start + grace);
+        let (mut drain_end, mut grace_end) = (std::pin::pin!(drain_end), std::pin::pin!(grace_end));
+        let mut draining = !drain.is_zero();
+        loop {
+            tokio::select! {
+                biased;
+                next = connections.join_next() => {
+                    if next.is_none() {
+                        return;
+                    }
+                }
+                () = &mut drain_end, if draining => {
+                    draining = false;
+                    state.enter(Phase::Closing);
+                }
+                () = &mut grace_end => {
+                    tracing::debug!(name = %self.name, left = connections.len(), "grace period over");
+                    state.enter(Phase::Cut);
+                    connections.shutdown().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The drain and grace periods, the drain at most the grace.
+struct ShutdownTimes {
+    drain: Duration,
+    grace: Duration,
+}
+
+impl ShutdownTimes {
+    fn of(config: &ServerConfig) -> Self {
+        let grace = config.shutdown.grace;
+        Self {
+            drain: config.shutdown.drain.min(grace),
+            grace,
+        }
+    }
+}
+
+/// Errors of `accept` that concern one connection only (it was reset before it was
+/// accepted); the next `accept` works.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// One open connection in `mesh_server_connections{name}`, for as long as it lives.
+struct Gauge {
+    name: Arc<str>,
+}
+
+impl Gauge {
+    fn open(name: &Arc<str>) -> Self {
+        metrics::gauge!("mesh_server_connections", "name" => name.clone()).increment(1.0);
+        Self { name: name.clone() }
+    }
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        metrics::gauge!("mesh_server_connections", "name" => self.name.clone()).decrement(1.0);
+    }
+}
