@@ -205,6 +205,8 @@ pin_project_lite::pin_project! {
             in_flight: Option<InFlight>,
             // A circuit breaker's slot, released with `in_flight`.
             held: Option<crate::breaker::Permit>,
+            // A concurrency limit's slot, released with `in_flight`.
+            limit: Option<mesh_core::ratelimit::OwnedPermit>,
         },
         Local {
             data: Option<Bytes>,
@@ -223,6 +225,7 @@ impl ResponseBody {
                 endpoint,
                 in_flight,
                 held: None,
+                limit: None,
             },
         }
     }
@@ -236,6 +239,19 @@ impl ResponseBody {
         } = &mut self.kind
         {
             *held = Some(permit);
+        }
+    }
+
+    /// Keeps a concurrency limit's slot until the body ends (at once when it has ended, or
+    /// when the body is the mesh's own).
+    fn hold_limit(&mut self, permit: mesh_core::ratelimit::OwnedPermit) {
+        if let ResponseKind::Upstream {
+            in_flight: Some(_),
+            limit,
+            ..
+        } = &mut self.kind
+        {
+            *limit = Some(permit);
         }
     }
 
@@ -297,6 +313,7 @@ impl Body for ResponseBody {
                 body,
                 in_flight,
                 held,
+                limit,
                 ..
             } => {
                 let polled = body.poll_frame(cx);
@@ -304,6 +321,7 @@ impl Body for ResponseBody {
                     // The stream is over: the endpoint is no longer busy with this request.
                     in_flight.take();
                     held.take();
+                    limit.take();
                 }
                 polled
             }
@@ -327,5 +345,21 @@ impl Body for ResponseBody {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
         }
+    }
+}
+
+/// The client's concurrency limit keeps its slot in the response body itself, so the stack's
+/// response type stays `Response<ResponseBody>`.
+impl crate::limit::HoldPermit<http::Response<ResponseBody>> for ResponseBody {
+    type Response = http::Response<ResponseBody>;
+
+    fn hold(
+        mut response: http::Response<ResponseBody>,
+        permit: Option<mesh_core::ratelimit::OwnedPermit>,
+    ) -> Self::Response {
+        if let Some(permit) = permit {
+            response.body_mut().hold_limit(permit);
+        }
+        response
     }
 }

@@ -28,6 +28,9 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::breaker::{Breaker, BreakerLayer};
 use crate::fault::{FaultLayer, FaultService};
 use crate::hedge::{Hedge, HedgeLayer};
+use crate::limit::{
+    ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
+};
 use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
 use crate::mirror::{MirrorLayer, MirrorService};
 use crate::retry::{self, Retry, RetryLayer};
@@ -38,7 +41,12 @@ use crate::timeout::{Timeout, TimeoutLayer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceAddr(pub IpAddr);
 
-type Inner = FaultService<MirrorService<Timeout<Retry<Hedge<Timeout<Breaker<Balance>>>>>>>;
+type Inner = RateLimitService<
+    ConcurrencyLimitService<
+        FaultService<MirrorService<Timeout<Retry<Hedge<Timeout<Breaker<Balance>>>>>>>,
+        ResponseBody,
+    >,
+>;
 pub(crate) type LegStack = LocalReplyService<Inner>;
 
 /// One destination host, or one subset of it, with its balancer and policy.
@@ -51,6 +59,10 @@ pub(crate) struct Backend {
     pub(crate) retries: Arc<retry::Destination>,
     /// Hedging, with its latency tracker and budget shared by every leg to this backend.
     pub(crate) hedge: HedgeLayer,
+    /// The destination's local rate limit, shared by every route to it.
+    pub(crate) rate_limit: RateLimitLayer,
+    /// The destination's concurrency limit, shared by every route to it.
+    pub(crate) concurrency_limit: ConcurrencyLimitLayer<ResponseBody>,
 }
 
 impl Backend {
@@ -66,6 +78,13 @@ impl Backend {
             breaker: BreakerLayer::new(name.clone(), limits),
             retries: retry::Destination::new(name.clone(), &policy.retries, retry_limits),
             hedge: HedgeLayer::new(name.clone(), policy.hedge),
+            rate_limit: RateLimitLayer::optional(name.clone(), policy.rate_limit, Side::Client),
+            concurrency_limit: ConcurrencyLimitLayer::optional(
+                name.clone(),
+                policy.concurrency_limit.map(|n| n as usize),
+                Side::Client,
+            )
+            .hold_with::<ResponseBody>(),
             name,
             policy: policy.clone(),
         }
@@ -119,6 +138,8 @@ impl Leg {
         let name = backend.name.clone();
         let stack = ServiceBuilder::new()
             .layer(LocalReplyLayer::new())
+            .layer(backend.rate_limit.clone())
+            .layer(backend.concurrency_limit.clone())
             .layer(FaultLayer::new(name.clone(), settings.fault))
             .layer(settings.mirror)
             .layer(TimeoutLayer::request(name.clone(), policy.timeout))

@@ -9,6 +9,7 @@ mod discovery;
 mod faults;
 mod hashing;
 mod hedge;
+mod limits;
 mod mirror;
 mod outlier;
 mod pool;
