@@ -3,6 +3,7 @@
 
 mod compose;
 mod deadline;
+mod hops;
 mod limits;
 mod rolling;
 mod shutdown;
