@@ -1,7 +1,8 @@
 //! mesh: a service mesh as a library.
 //!
 //! Add this one crate and send requests through [`MeshClient`]: destinations are discovered
-//! through Kubernetes DNS, balanced, timed out and retried in-process, with no sidecar.
+//! through Kubernetes DNS, balanced, timed out and retried in-process, with no sidecar. Serve
+//! with [`MeshServer`] and the deadlines callers send bound your own outbound calls.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -25,13 +26,18 @@ pub use mesh_dns as dns;
 pub use mesh_tower as tower;
 
 pub use mesh_core::{ConfigError, MeshConfig};
-pub use mesh_tower::{BuildError, LocalReply, MeshClient, MeshClientBuilder, MeshError};
+pub use mesh_tower::context::RequestContext;
+pub use mesh_tower::{
+    BuildError, LocalReply, MeshClient, MeshClientBuilder, MeshError, MeshServer,
+};
 
 /// The names most programs need.
 pub mod prelude {
     pub use mesh_core::MeshConfig;
     pub use mesh_core::config::{DestinationBuilder, LoadBalancer, Protocol};
-    pub use mesh_tower::{MeshClient, RequestBody, ResponseBody};
+    pub use mesh_tower::context::RequestContext;
+    pub use mesh_tower::server::ServerLayer;
+    pub use mesh_tower::{MeshClient, MeshServer, RequestBody, ResponseBody};
 }
 
 /// The README's code, compiled as doctests so the quick start stays true.

@@ -1,9 +1,12 @@
-//! Tower layers of mesh: the client stack that discovers, balances, times out and retries.
+//! Tower layers of mesh: the client stack that discovers, balances, times out and retries,
+//! and the server stack that limits, reads deadlines and shuts down gracefully.
 //!
 //! Most users want [`MeshClient`]: one `tower::Service<http::Request<B>>` usable wherever a
-//! hyper client is, configured from code or [`MeshClient::from_env`]. The layers it is made
-//! of are public too ([`balance`], [`timeout`], [`retry`], [`local_reply`]) for stacks of your
-//! own.
+//! hyper client is, configured from code or [`MeshClient::from_env`]; and [`MeshServer`] (or
+//! [`server::ServerLayer`] on an axum `Router`) for inbound requests. The layers they are
+//! made of are public too ([`balance`], [`timeout`], [`retry`], [`hedge`], [`limit`],
+//! [`local_reply`], [`server`]) for stacks of your own; [`context`] is what the two stacks
+//! share.
 #![forbid(unsafe_code)]
 
 pub mod balance;
