@@ -273,7 +273,7 @@ async fn answer(
             tokio::time::sleep(pause).await;
             StatusCode::OK
         }
-        Behavior::FailEvery { every, status } if hit % every.max(1) == 0 => {
+        Behavior::FailEvery { every, status } if hit.is_multiple_of(every.max(1)) => {
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
         }
         Behavior::FailEvery { .. } => StatusCode::OK,

@@ -26,6 +26,9 @@ struct Seen {
     left: Option<Duration>,
 }
 
+/// What reviews' handler holds: its client, ratings' URI, and where it notes its header.
+type Hop = (MeshClient, String, Arc<Mutex<Option<String>>>);
+
 fn client(dns: &DnsServer, timeout: Duration) -> MeshClient {
     let config = MeshConfig::builder()
         .service("tester")
@@ -79,12 +82,7 @@ async fn two_hops(net: u8, work: Duration) -> ((u16, String), Seen, Option<Strin
         .route(
             "/reviews",
             get(
-                move |State((client, uri, seen)): State<(
-                    MeshClient,
-                    String,
-                    Arc<Mutex<Option<String>>>,
-                )>,
-                      headers: HeaderMap| async move {
+                move |State((client, uri, seen)): State<Hop>, headers: HeaderMap| async move {
                     *seen.lock().unwrap() = headers
                         .get("x-mesh-timeout-ms")
                         .map(|v| v.to_str().unwrap_or("?").to_owned());
