@@ -248,6 +248,7 @@ where
                 body,
                 picked,
                 avoid: None,
+                first_sent: now,
             });
         }
         HedgeFuture {
@@ -282,6 +283,8 @@ struct Backup<S> {
     body: RequestBody,
     /// Where the balancer sent the first try.
     picked: PickedEndpoint,
+    /// When the first try was sent: the backup's time left is shorter by what has passed.
+    first_sent: Duration,
     /// The endpoint to avoid, once the hedge is decided (budget withdrawn).
     avoid: Option<SocketAddr>,
 }
@@ -444,6 +447,8 @@ where
             };
             let (parts, ()) = backup.template.into_parts();
             let mut req = Request::from_parts(parts, backup.body);
+            let elapsed = shared.clock.now().saturating_sub(backup.first_sent);
+            crate::timeout::age_time_left(req.headers_mut(), elapsed);
             if let Some(addr) = backup.avoid {
                 req.extensions_mut().insert(AvoidEndpoint(addr));
             }

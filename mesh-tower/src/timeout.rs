@@ -25,17 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Request;
-use mesh_core::deadline::{self, Deadline};
+use http::{HeaderMap, HeaderValue, Request};
+use mesh_core::deadline::{self, DEADLINE_HEADER, Deadline};
 use tokio::time::{Instant, Sleep};
 
 use crate::context::RequestContext;
 use crate::error::MeshError;
-
-/// A request extension set by the whole-request timeout: the instant by which the request,
-/// retries included, must be answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RequestDeadline(pub Instant);
 
 /// A request extension set by the per-try timeout: set when it fires, so the balancer counts
 /// the abandoned try as a local-origin timeout for outlier detection.
@@ -54,15 +49,21 @@ pub struct TimeoutLayer {
     destination: Arc<str>,
     timeout: Option<Duration>,
     kind: Kind,
+    /// The request timeout as an `x-mesh-timeout-ms` value, written as it is (no formatting,
+    /// no allocation) when no inbound deadline is shorter.
+    header: Option<HeaderValue>,
 }
 
 impl TimeoutLayer {
     /// The whole request's timeout for `destination`; `None` disables it.
     pub fn request(destination: impl Into<Arc<str>>, timeout: Option<Duration>) -> Self {
+        let header =
+            timeout.map(|t| HeaderValue::from(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
         Self {
             destination: destination.into(),
             timeout,
             kind: Kind::Request,
+            header,
         }
     }
 
@@ -72,7 +73,33 @@ impl TimeoutLayer {
             destination: destination.into(),
             timeout,
             kind: Kind::PerTry,
+            header: None,
         }
+    }
+}
+
+/// Writes `left` as the time the callee has (`grpc-timeout` for gRPC, else
+/// `x-mesh-timeout-ms`), unless a smaller value is written already.
+fn write_time_left(headers: &mut HeaderMap, left: Duration) {
+    let grpc = deadline::is_grpc(headers);
+    deadline::to_headers(
+        Deadline::after(Duration::ZERO, left),
+        Duration::ZERO,
+        grpc,
+        headers,
+    );
+}
+
+/// Shortens the time left a request carries by `elapsed`: for a retry or a hedge sent
+/// `elapsed` after the first try, which carried the original value.
+pub(crate) fn age_time_left(headers: &mut HeaderMap, elapsed: Duration) {
+    if let Ok(Some(left)) = deadline::from_headers(headers, Duration::ZERO) {
+        let grpc = deadline::is_grpc(headers);
+        headers.remove(&DEADLINE_HEADER);
+        if grpc {
+            headers.remove(&deadline::GRPC_TIMEOUT);
+        }
+        deadline::to_headers(left, elapsed, grpc, headers);
     }
 }
 
@@ -135,26 +162,25 @@ where
                     (Some(t), Some(left)) => Some(t.min(left)),
                     (t, left) => t.or(left),
                 };
-                if let Some(t) = timeout {
-                    req.extensions_mut().insert(RequestDeadline(now + t));
+                let headers = req.headers_mut();
+                match (&self.layer.header, timeout) {
+                    // The common case: the configured timeout, its value ready.
+                    (Some(value), Some(t))
+                        if Some(t) == self.layer.timeout
+                            && !headers.contains_key(&DEADLINE_HEADER)
+                            && !deadline::is_grpc(headers) =>
+                    {
+                        headers.insert(DEADLINE_HEADER, value.clone());
+                    }
+                    (_, Some(t)) => write_time_left(headers, t),
+                    (_, None) => {}
                 }
                 timeout
             }
             Kind::PerTry => {
-                let left = req
-                    .extensions()
-                    .get::<RequestDeadline>()
-                    .map(|d| d.0.saturating_duration_since(now));
-                let bound = match (self.layer.timeout, left) {
-                    (Some(t), Some(left)) => Some(t.min(left)),
-                    (t, left) => t.or(left),
-                };
-                if let Some(bound) = bound {
-                    let grpc = deadline::is_grpc(req.headers());
-                    let at = Deadline::after(Duration::ZERO, bound);
-                    deadline::to_headers(at, Duration::ZERO, grpc, req.headers_mut());
-                }
-                if self.layer.timeout.is_some() {
+                if let Some(t) = self.layer.timeout {
+                    // A smaller time left already written (by the request timeout) is kept.
+                    write_time_left(req.headers_mut(), t);
                     let flag = Arc::new(AtomicBool::new(false));
                     req.extensions_mut().insert(TryTimedOut(flag.clone()));
                     fired = Some(flag);

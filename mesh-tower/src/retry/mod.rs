@@ -270,6 +270,7 @@ where
             may_repeat,
             _request: request,
             retry: None,
+            started: tokio::time::Instant::now(),
         }
     }
 }
@@ -367,6 +368,8 @@ pin_project_lite::pin_project! {
         _request: Option<InFlight>,
         // The retry in flight, under retry limits.
         retry: Option<InFlight>,
+        // When the request came: a retry carries the time left less what has passed.
+        started: tokio::time::Instant,
     }
 }
 
@@ -511,6 +514,7 @@ where
                         return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     let mut req = template.build(replay.try_clone().unwrap_or_default());
+                    crate::timeout::age_time_left(req.headers_mut(), this.started.elapsed());
                     if let Some(addr) = *avoid {
                         req.extensions_mut().insert(AvoidEndpoint(addr));
                     }

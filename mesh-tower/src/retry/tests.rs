@@ -304,3 +304,43 @@ async fn a_retry_budget_caps_retries_in_flight_by_share() {
     let limits = mesh_core::breaker::RetryLimits::new(Some(100), Some(budget));
     assert_eq!(concurrent_retries(limits).await, vec![200, 503, 503]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_carries_the_time_left_less_what_has_passed() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let inner = Inner::new(tower::service_fn(move |req: Request<RequestBody>| {
+        let log = log.clone();
+        async move {
+            let left = req.headers()["x-mesh-timeout-ms"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let first = {
+                let mut log = log.lock().unwrap();
+                log.push(left);
+                log.len() == 1
+            };
+            // The first try takes 300 ms and fails.
+            let mut res = Response::new(ResponseBody::empty());
+            if first {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            }
+            Ok::<_, MeshError>(res)
+        }
+    }));
+    let mut policy = policy("503", 1);
+    policy.backoff.base = Duration::ZERO;
+    policy.backoff.max = Duration::ZERO;
+    let mut req = request(Method::GET, RequestBody::empty());
+    req.headers_mut()
+        .insert("x-mesh-timeout-ms", "1000".parse().unwrap());
+    let res = RetryLayer::new("ratings:9080", policy)
+        .layer(inner)
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(*seen.lock().unwrap(), vec!["1000", "700"]);
+}
