@@ -186,7 +186,7 @@ async fn success_rate_ejection_catches_an_endpoint_that_fails_one_in_three() {
         b.retry_attempts(0).outlier_detection(OutlierDetection {
             interval: Some(Duration::from_secs(1)),
             max_ejection_percent: Some(100),
-            success_rate: Some(SuccessRate::threshold(90).with_request_volume(20)),
+            success_rate: Some(SuccessRate::threshold(90).with_request_volume(10)),
             ..Default::default()
         })
     });
@@ -212,6 +212,7 @@ async fn success_rate_ejection_catches_an_endpoint_that_fails_one_in_three() {
         before,
         "the ejected pod got traffic"
     );
-    // Judged after its first interval with enough requests, not after the whole run.
+    // Judged at the first sweep where it had 10 requests (about 20 arrive each second), not
+    // after the whole run: a third of its 100 requests would be 33 errors.
     assert!(errors < 20, "{errors} errors before the ejection");
 }
