@@ -65,6 +65,7 @@ use crate::balance::{AvoidEndpoint, PickedEndpoint};
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::error::MeshError;
+use crate::retry::Template;
 
 /// The longest a computed hedge delay is reused before the tracker is read again.
 const REFRESH: Duration = Duration::from_millis(10);
@@ -238,7 +239,7 @@ where
         let mut timer = None;
         let mut backup = None;
         if let Some(delay) = shared.delay(now) {
-            let template = template_of(&req);
+            let template = Template::of(&req);
             let picked = PickedEndpoint::new();
             req.extensions_mut().insert(picked.clone());
             timer = Some(tokio::time::sleep(delay));
@@ -264,22 +265,11 @@ where
     }
 }
 
-/// A request's method, URI, version, headers and extensions, for the backup try.
-fn template_of(req: &Request<RequestBody>) -> Request<()> {
-    let mut template = Request::new(());
-    *template.method_mut() = req.method().clone();
-    *template.uri_mut() = req.uri().clone();
-    *template.version_mut() = req.version();
-    *template.headers_mut() = req.headers().clone();
-    *template.extensions_mut() = req.extensions().clone();
-    template
-}
-
 /// What the backup try needs, kept until it is sent or given up.
 struct Backup<S> {
     /// A clone of the inner service for the backup try.
     inner: S,
-    template: Request<()>,
+    template: Template,
     body: RequestBody,
     /// Where the balancer sent the first try.
     picked: PickedEndpoint,
@@ -445,8 +435,7 @@ where
             else {
                 return Poll::Pending;
             };
-            let (parts, ()) = backup.template.into_parts();
-            let mut req = Request::from_parts(parts, backup.body);
+            let mut req = backup.template.build(backup.body);
             let elapsed = shared.clock.now().saturating_sub(backup.first_sent);
             crate::timeout::age_time_left(req.headers_mut(), elapsed);
             if let Some(addr) = backup.avoid {

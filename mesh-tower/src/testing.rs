@@ -204,18 +204,35 @@ impl Drop for Backend {
 }
 
 async fn serve(listener: TcpListener, name: Arc<str>, state: Arc<State>) {
-    // Connections live in this set: aborting the task drops the set, which aborts them all.
+    serve_connections(listener, move || {
+        let (name, state) = (name.clone(), state.clone());
+        hyper::service::service_fn(move |req| answer(req, name.clone(), state.clone()))
+    })
+    .await;
+}
+
+/// Serves HTTP/1.1 and h2c on every connection `listener` accepts, each with the service
+/// `service_for` makes for it, until this future is dropped, which drops every connection:
+/// the accept loop of [`Backend`], for test servers that answer in their own way.
+pub async fn serve_connections<F, S, B>(listener: TcpListener, mut service_for: F)
+where
+    F: FnMut() -> S,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<crate::BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::BoxError>,
+{
+    // Connections live in this set: dropping it aborts them all.
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let (name, state) = (name.clone(), state.clone());
+                let service = service_for();
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        answer(req, name.clone(), state.clone())
-                    });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -289,4 +306,17 @@ async fn answer(
         headers.insert("x-version", version);
     }
     Ok(response)
+}
+
+/// Polls `check` every 10 ms of tokio time until it holds, for at most `limit`; whether it
+/// held. Under paused time the wait costs no real time.
+pub async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
 }

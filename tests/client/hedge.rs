@@ -12,12 +12,10 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use mesh::core::config::{LoadBalancer, TrafficPolicy};
 use mesh::core::hedge::HedgePolicy;
 use mesh::tower::MeshClient;
-use mesh::tower::testing::DnsServer;
+use mesh::tower::testing::{DnsServer, serve_connections};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
@@ -115,25 +113,11 @@ async fn answer(
 }
 
 async fn serve(listener: TcpListener, name: Arc<str>, state: Arc<PodState>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let (name, state) = (name.clone(), state.clone());
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        answer(req, name.clone(), state.clone())
-                    });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    serve_connections(listener, move || {
+        let (name, state) = (name.clone(), state.clone());
+        hyper::service::service_fn(move |req| answer(req, name.clone(), state.clone()))
+    })
+    .await;
 }
 
 /// A service `name` of pods on `127.0.82.<first>`, `127.0.82.<first + 1>`, ... sharing one

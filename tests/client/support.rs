@@ -421,14 +421,4 @@ pub(crate) async fn wait_for_count(done: &AtomicUsize, count: usize) {
     }
 }
 
-/// Waits (in tokio time, at most `limit`) until `check` holds.
-pub(crate) async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !check() {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
+pub(crate) use mesh::tower::testing::eventually;

@@ -276,14 +276,4 @@ pub(crate) async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) 
     get1(&mut sender, path, headers).await
 }
 
-/// Waits (in tokio time, at most `limit`) until `check` holds.
-pub(crate) async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    true
-}
+pub(crate) use mesh::tower::testing::eventually;

@@ -270,7 +270,7 @@ where
             may_repeat,
             _request: request,
             retry: None,
-            started: tokio::time::Instant::now(),
+            started: retryable.then(tokio::time::Instant::now),
         }
     }
 }
@@ -279,9 +279,9 @@ fn too_large(hint: &SizeHint) -> bool {
     hint.lower() > MAX_REPLAY_BYTES as u64
 }
 
-/// What a retry needs to rebuild the request.
+/// What a retry (or a hedge) needs to rebuild the request.
 #[derive(Debug)]
-struct Template {
+pub(crate) struct Template {
     method: http::Method,
     uri: http::Uri,
     version: http::Version,
@@ -290,7 +290,7 @@ struct Template {
 }
 
 impl Template {
-    fn of(req: &Request<RequestBody>) -> Self {
+    pub(crate) fn of(req: &Request<RequestBody>) -> Self {
         Self {
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -310,7 +310,7 @@ impl Template {
         }
     }
 
-    fn build(&self, body: RequestBody) -> Request<RequestBody> {
+    pub(crate) fn build(&self, body: RequestBody) -> Request<RequestBody> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
@@ -368,8 +368,9 @@ pin_project_lite::pin_project! {
         _request: Option<InFlight>,
         // The retry in flight, under retry limits.
         retry: Option<InFlight>,
-        // When the request came: a retry carries the time left less what has passed.
-        started: tokio::time::Instant,
+        // When a request that may be retried came: a retry carries the time left less what
+        // has passed.
+        started: Option<tokio::time::Instant>,
     }
 }
 
@@ -514,7 +515,9 @@ where
                         return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     let mut req = template.build(replay.try_clone().unwrap_or_default());
-                    crate::timeout::age_time_left(req.headers_mut(), this.started.elapsed());
+                    if let Some(started) = this.started {
+                        crate::timeout::age_time_left(req.headers_mut(), started.elapsed());
+                    }
                     if let Some(addr) = *avoid {
                         req.extensions_mut().insert(AvoidEndpoint(addr));
                     }
