@@ -7,16 +7,20 @@
 //! [`Duration`]: std::time::Duration
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod balance;
 pub mod breaker;
 pub mod config;
 pub mod deadline;
 pub mod discovery;
 pub mod duration;
+pub mod egress;
 pub mod endpoint;
 pub mod hash;
 pub mod health;
 pub mod hedge;
+pub mod identity;
+pub mod jwt;
 pub mod name;
 pub mod outlier;
 mod query;

@@ -9,6 +9,8 @@
 //! share.
 #![forbid(unsafe_code)]
 
+pub mod authn;
+pub mod authz;
 pub mod balance;
 pub mod body;
 pub mod breaker;
@@ -30,6 +32,7 @@ pub mod server;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timeout;
+pub mod tls;
 
 pub use body::{RequestBody, ResponseBody};
 pub use client::{BuildError, MeshClient, MeshClientBuilder, ResponseFuture};

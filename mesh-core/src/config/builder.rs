@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use super::values::LbKind;
 use super::{
-    BackoffConfig, ConfigError, ConfigWarning, ConnectionPool, ConsistentHash, DestinationConfig,
-    DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig, NxDomainPolicy,
-    OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig, RetryConcurrencyBudget,
-    RetryPolicy, ServerConfig, Subset, SubsetEndpoints, TrafficPolicy, Workload,
+    BackoffConfig, ClientTls, ConfigError, ConfigWarning, ConnectionPool, ConsistentHash,
+    DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
+    NxDomainPolicy, OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig,
+    RetryConcurrencyBudget, RetryPolicy, SecurityConfig, ServerConfig, Subset, SubsetEndpoints,
+    TrafficPolicy, Workload,
 };
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -47,6 +48,7 @@ pub struct MeshConfigBuilder {
     pub(super) destinations: Vec<DestinationBuilder>,
     pub(super) virtual_services: Vec<VirtualService>,
     pub(super) server: ServerConfig,
+    pub(super) security: SecurityConfig,
     pub(super) warnings: Vec<ConfigWarning>,
 }
 
@@ -94,6 +96,7 @@ pub(crate) struct PolicyOverrides {
     pub(crate) rate_limit: Option<Option<TokenBucketConfig>>,
     pub(crate) concurrency_limit: Option<Option<u32>>,
     pub(crate) hedge: Option<Option<HedgePolicy>>,
+    pub(crate) tls: Option<Option<ClientTls>>,
 }
 
 impl PolicyOverrides {
@@ -111,6 +114,7 @@ impl PolicyOverrides {
         o.rate_limit = Some(policy.rate_limit);
         o.concurrency_limit = Some(policy.concurrency_limit);
         o.hedge = Some(policy.hedge);
+        o.tls = Some(policy.tls);
         o
     }
 
@@ -177,6 +181,7 @@ impl PolicyOverrides {
             rate_limit: pick(&top.rate_limit, &self.rate_limit),
             concurrency_limit: pick(&top.concurrency_limit, &self.concurrency_limit),
             hedge: pick(&top.hedge, &self.hedge),
+            tls: pick(&top.tls, &self.tls),
         }
     }
 
@@ -251,6 +256,7 @@ impl PolicyOverrides {
             rate_limit: self.rate_limit.unwrap_or(base.rate_limit),
             concurrency_limit: self.concurrency_limit.unwrap_or(base.concurrency_limit),
             hedge: self.hedge.unwrap_or(base.hedge),
+            tls: self.tls.clone().unwrap_or_else(|| base.tls.clone()),
         }
     }
 }
@@ -406,6 +412,18 @@ macro_rules! policy_setters {
             self.$field.hedge = Some(None);
             self
         }
+
+        /// Sets how connections are secured (Istio's `trafficPolicy.tls`).
+        pub fn tls(mut self, tls: ClientTls) -> Self {
+            self.$field.tls = Some(Some(tls));
+            self
+        }
+
+        /// Returns to automatic mTLS, whatever would be inherited.
+        pub fn auto_tls(mut self) -> Self {
+            self.$field.tls = Some(None);
+            self
+        }
     };
 }
 
@@ -558,6 +576,12 @@ impl MeshConfigBuilder {
         self
     }
 
+    /// Sets the whole security configuration.
+    pub fn security(mut self, security: SecurityConfig) -> Self {
+        self.security = security;
+        self
+    }
+
     /// Adds a destination; its unset policy fields inherit the defaults.
     pub fn destination(mut self, destination: DestinationBuilder) -> Self {
         self.destinations.push(destination);
@@ -584,6 +608,7 @@ impl MeshConfigBuilder {
             destinations,
             virtual_services: self.virtual_services,
             server: self.server,
+            security: self.security,
             warnings: self.warnings,
         };
         config.validate()?;
@@ -960,6 +985,7 @@ mod tests {
                     drain: secs(1),
                     grace: secs(2),
                 },
+                security: Default::default(),
             }
         );
         let whole = ServerConfig {

@@ -24,6 +24,7 @@ pub mod env;
 mod error;
 mod file;
 mod istio;
+mod security;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -33,6 +34,13 @@ pub use builder::{DestinationBuilder, MeshConfigBuilder, SubsetBuilder};
 pub use env::ENV_VARS;
 pub use error::ConfigError;
 pub use file::Format;
+pub use security::{
+    AuthorizationPolicy, AuthzAction, AuthzCondition, AuthzOperation, AuthzRule, AuthzSource,
+    CertificateFiles, CertificateLayout, ClaimToHeader, ClientTls, ClientTlsMode,
+    DEFAULT_IDENTITY_TEMPLATE, JwksSource, JwtHeader, JwtRule, Matcher, MtlsMode, OutboundMode,
+    OutboundTrafficPolicy, PeerAuthentication, RequestAuthentication, SecurityConfig,
+    ServerSecurity,
+};
 
 /// The whole configuration of one workload's mesh.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -49,6 +57,8 @@ pub struct MeshConfig {
     pub virtual_services: Vec<VirtualService>,
     /// The server stack's settings (inbound limits, shutdown).
     pub server: ServerConfig,
+    /// Certificates, mTLS, JWT, authorization and egress.
+    pub security: SecurityConfig,
     /// Fields that were read but are not implemented, by path; the client logs them.
     pub warnings: Vec<ConfigWarning>,
 }
@@ -65,6 +75,9 @@ pub struct ServerConfig {
     pub propagate_deadline: bool,
     /// How shutdown drains connections.
     pub shutdown: ShutdownConfig,
+    /// mTLS mode, JWT rules and authorization policies, resolved for the workload
+    /// ([`MeshConfig::inbound`] fills it from [`MeshConfig::security`]).
+    pub security: ServerSecurity,
 }
 
 /// How the server drains on shutdown.
@@ -85,6 +98,7 @@ impl Default for ServerConfig {
             concurrency_limit: None,
             propagate_deadline: true,
             shutdown: ShutdownConfig::default(),
+            security: ServerSecurity::default(),
         }
     }
 }
@@ -130,6 +144,22 @@ pub struct Workload {
     pub pod_name: Option<String>,
     /// The workload's version label (such as `v1`), when known.
     pub version: Option<String>,
+    /// Further pod labels, for the workload selectors of security policies.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Workload {
+    /// The labels policies select the workload by: `app` (the service) and `version` (when
+    /// known), then [`Workload::labels`] (which may override them).
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = BTreeMap::new();
+        labels.insert("app".to_owned(), self.service.clone());
+        if let Some(version) = &self.version {
+            labels.insert("version".to_owned(), version.clone());
+        }
+        labels.extend(self.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels
+    }
 }
 
 /// How DNS discovery behaves.
@@ -227,6 +257,10 @@ pub struct TrafficPolicy {
     pub concurrency_limit: Option<u32>,
     /// Hedged requests for idempotent methods; `None` (the default) never hedges.
     pub hedge: Option<HedgePolicy>,
+    /// Istio's `tls`: how connections to the destination are secured; `None` is automatic
+    /// mTLS (ISTIO_MUTUAL to hosts of the cluster when the client has a workload identity,
+    /// plaintext otherwise).
+    pub tls: Option<ClientTls>,
 }
 
 /// Istio's `trafficPolicy.retryBudget`: at most `percent` of the requests in flight (active
@@ -443,6 +477,7 @@ impl Default for Workload {
             service_account: "default".to_owned(),
             pod_name: None,
             version: None,
+            labels: BTreeMap::new(),
         }
     }
 }
@@ -482,6 +517,7 @@ impl Default for TrafficPolicy {
             rate_limit: None,
             concurrency_limit: None,
             hedge: None,
+            tls: None,
         }
     }
 }

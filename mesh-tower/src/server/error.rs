@@ -28,6 +28,17 @@ pub enum ServerError {
     /// The request's deadline had passed when it arrived.
     #[error("deadline exceeded before the request was handled")]
     DeadlineExceeded,
+    /// The request carried a token that is not valid (JWT request authentication): 401
+    /// with the reason.
+    #[error(transparent)]
+    Unauthenticated(#[from] mesh_core::jwt::JwtError),
+    /// An authorization policy denied the request: 403 `RBAC: access denied`.
+    #[error("RBAC: access denied")]
+    Forbidden {
+        /// The policy that decided (`<namespace>/<name>`), when one matched; none when ALLOW
+        /// policies apply and none matched.
+        policy: Option<Arc<str>>,
+    },
     /// The application failed instead of answering.
     #[error("application error: {0}")]
     App(#[source] BoxError),
@@ -35,7 +46,7 @@ pub enum ServerError {
 
 impl ServerError {
     /// The status of the local reply (429 rate limited, 503 shed, 400 bad deadline header,
-    /// 504 deadline passed, 500 application error).
+    /// 504 deadline passed, 401 invalid token, 403 denied, 500 application error).
     pub fn status(&self) -> StatusCode {
         match self {
             ServerError::Limited {
@@ -48,18 +59,23 @@ impl ServerError {
             } => StatusCode::SERVICE_UNAVAILABLE,
             ServerError::BadDeadline(_) => StatusCode::BAD_REQUEST,
             ServerError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            ServerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServerError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ServerError::App(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The gRPC status of the local reply to a gRPC request: UNAVAILABLE (14) for limits, as
     /// Envoy maps 429 and 503; DEADLINE_EXCEEDED (4); INTERNAL (13) for a bad header, as
-    /// Envoy maps 400; UNKNOWN (2) for an application error.
+    /// Envoy maps 400; UNAUTHENTICATED (16) and PERMISSION_DENIED (7); UNKNOWN (2) for an
+    /// application error.
     pub fn grpc_status(&self) -> u16 {
         match self {
             ServerError::Limited { .. } => 14,
             ServerError::DeadlineExceeded => 4,
             ServerError::BadDeadline(_) => 13,
+            ServerError::Unauthenticated(_) => 16,
+            ServerError::Forbidden { .. } => 7,
             ServerError::App(_) => 2,
         }
     }

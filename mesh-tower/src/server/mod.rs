@@ -69,6 +69,7 @@ mod app;
 mod capture;
 mod drain;
 mod error;
+mod peer;
 mod reply;
 mod serve;
 #[cfg(test)]
@@ -77,6 +78,7 @@ mod tests;
 pub use app::{AppFuture, AppLayer, AppService};
 pub use capture::{ContextFuture, ContextLayer, ContextService};
 pub use error::ServerError;
+pub use peer::Peer;
 pub use reply::{
     OVERLOADED_HEADER, ReplyFuture, ReplyLayer, ReplyService, ServerBody, ServerReply, local_reply,
 };

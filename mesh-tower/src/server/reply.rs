@@ -167,14 +167,23 @@ pub fn local_reply<B>(error: ServerError, grpc: bool) -> Response<ServerBody<B>>
         );
         response
     };
-    if let ServerError::Limited {
-        limited: Limited::Shed { .. },
-        ..
-    } = &error
-    {
-        response
-            .headers_mut()
-            .insert(OVERLOADED_HEADER, HeaderValue::from_static("true"));
+    match &error {
+        ServerError::Limited {
+            limited: Limited::Shed { .. },
+            ..
+        } => {
+            response
+                .headers_mut()
+                .insert(OVERLOADED_HEADER, HeaderValue::from_static("true"));
+        }
+        ServerError::Unauthenticated(_) => {
+            // RFC 6750's challenge, as Envoy's JWT filter answers.
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mesh\", error=\"invalid_token\""),
+            );
+        }
+        _ => {}
     }
     response.extensions_mut().insert(ServerReply {
         error: Arc::new(error),

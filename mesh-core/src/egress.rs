@@ -1,0 +1,1 @@
+//! Egress control: which hosts the client may call (Istio's `outboundTrafficPolicy`).

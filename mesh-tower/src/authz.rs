@@ -1,0 +1,1 @@
+//! The server stack's authorization layer (Istio's `AuthorizationPolicy`).

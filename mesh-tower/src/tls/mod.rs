@@ -1,0 +1,1 @@
+//! TLS: workload certificates, mutual TLS on both stacks.
