@@ -7,6 +7,12 @@
 //! over the endpoints discovery publishes, configured by the first matching
 //! [`DestinationConfig`] or the config's defaults.
 //!
+//! Egress is checked once per host, when it is first seen, against the outbound traffic
+//! policy ([`mesh_core::egress`]): under REGISTRY_ONLY a host outside the registry gets no
+//! stack and no connection; every request to it is answered 502 by a local reply
+//! ([`MeshError::EgressDenied`]) and counted in `mesh_egress_denied_total{host}` (the
+//! qualified authority; one series per denied host).
+//!
 //! ```no_run
 //! use http_body_util::Empty;
 //! use bytes::Bytes;
@@ -34,6 +40,7 @@ use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri, header};
 use http_body::Body;
 use mesh_core::config::{DestinationConfig, MeshConfig, SubsetEndpoints};
+use mesh_core::egress::EgressPolicy;
 use mesh_core::name::{NameError, Target, qualify};
 use mesh_core::route::{Headers, HttpRoute, RouteAction, Split, VirtualService};
 use mesh_core::{ConfigError, EndpointSet, Resolution};
@@ -150,7 +157,7 @@ impl MeshClientBuilder {
                     .hosts
                     .iter()
                     .map(|host| match host.strip_prefix('*') {
-                        Some(suffix) => Ok(HostPattern::Suffix(suffix.to_owned())),
+                        Some(suffix) => Ok(HostPattern::Suffix(suffix.to_ascii_lowercase())),
                         None => match qualify(host, 80, namespace, &workload.cluster_domain) {
                             Ok(Target::Host { fqdn, .. }) => Ok(HostPattern::Exact(fqdn)),
                             Ok(other) => Ok(HostPattern::Exact(other.name())),
@@ -167,6 +174,7 @@ impl MeshClientBuilder {
             .collect::<Result<Vec<_>, BuildError>>()?;
         Ok(MeshClient {
             inner: Arc::new(Inner {
+                egress: EgressPolicy::new(&config),
                 config,
                 discover,
                 policies,
@@ -191,14 +199,43 @@ pub struct MeshClient {
 struct Inner {
     config: MeshConfig,
     discover: Arc<dyn Discover>,
+    /// Which hosts may be called; asked once per host.
+    egress: EgressPolicy,
     policies: Vec<PolicyEntry>,
     virtual_hosts: Vec<VirtualHost>,
     /// Hosts by the authority callers wrote; read on every request without a lock.
-    by_authority: ArcSwap<HashMap<Box<str>, Arc<Host>>>,
+    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>>>,
     /// Hosts by qualified target, so every spelling of a name shares one host.
-    hosts: Mutex<HashMap<Target, Arc<Host>>>,
+    hosts: Mutex<HashMap<Target, Arc<Destination>>>,
     /// Backends by qualified target and subset, shared by every route that sends there.
     backends: Mutex<HashMap<BackendKey, Arc<Backend>>>,
+}
+
+/// What requests to one qualified host meet.
+enum Destination {
+    /// The host's routes and legs: the egress policy allows it.
+    Allowed(Host),
+    /// The egress policy denies the host: every request is answered locally.
+    Denied {
+        /// The qualified authority (`api.example.com:443`), as the reply and the metric
+        /// name it.
+        host: Arc<str>,
+    },
+}
+
+/// Requests answered [`MeshError::EgressDenied`], by `host` (the qualified authority).
+const EGRESS_DENIED_TOTAL: &str = "mesh_egress_denied_total";
+
+impl Destination {
+    fn dispatch(&self, req: Request<RequestBody>) -> ResponseFuture {
+        match self {
+            Destination::Allowed(host) => host.dispatch(req),
+            Destination::Denied { host } => {
+                metrics::counter!(EGRESS_DENIED_TOTAL, "host" => host.clone()).increment(1);
+                ResponseFuture::ready(local_reply(MeshError::EgressDenied { host: host.clone() }))
+            }
+        }
+    }
 }
 
 /// A backend's qualified target and subset.
@@ -268,17 +305,20 @@ impl MeshClient {
     /// Sends a request whose body is already a [`RequestBody`].
     pub fn send(&self, req: Request<RequestBody>) -> ResponseFuture {
         match self.host(req) {
-            Ok((req, host)) => host.dispatch(req),
+            Ok((req, destination)) => destination.dispatch(req),
             Err(error) => ResponseFuture::ready(local_reply(error)),
         }
     }
 
     /// The current endpoints of the destination `authority` names (`reviews:9080`), once a
     /// request has been sent to it; for a host with routes, those of every backend its
-    /// routes send to.
+    /// routes send to; none for a host the egress policy denies.
     pub fn endpoints(&self, authority: &str) -> Option<Vec<SocketAddr>> {
         let map = self.inner.by_authority.load();
-        match map.get(authority)?.as_ref() {
+        let Destination::Allowed(host) = map.get(authority)?.as_ref() else {
+            return Some(Vec::new());
+        };
+        match host {
             Host::Direct(leg) => Some(leg.backend.balance.endpoints()),
             Host::Routed(routed) => {
                 let mut all: Vec<SocketAddr> = routed
@@ -297,7 +337,7 @@ impl MeshClient {
     fn host(
         &self,
         mut req: Request<RequestBody>,
-    ) -> Result<(Request<RequestBody>, Arc<Host>), MeshError> {
+    ) -> Result<(Request<RequestBody>, Arc<Destination>), MeshError> {
         let authority = absolute_uri(&mut req)?;
         if let Some(host) = self.inner.by_authority.load().get(authority.as_str()) {
             return Ok((req, host.clone()));
@@ -308,8 +348,9 @@ impl MeshClient {
 }
 
 impl Inner {
-    /// The slow path of a host's first request: qualify, find its routes, build its legs.
-    fn create(&self, authority: &Authority) -> Result<Arc<Host>, MeshError> {
+    /// The slow path of a host's first request: qualify, check egress, find its routes,
+    /// build its legs.
+    fn create(&self, authority: &Authority) -> Result<Arc<Destination>, MeshError> {
         let port = authority.port_u16().unwrap_or(80);
         let workload = &self.config.workload;
         let target = qualify(
@@ -325,7 +366,15 @@ impl Inner {
         let host = match hosts.get(&target) {
             Some(host) => host.clone(),
             None => {
-                let host = Arc::new(self.build_host(authority, &target, port));
+                let host = Arc::new(match self.egress.check_target(&target) {
+                    Ok(()) => Destination::Allowed(self.build_host(authority, &target, port)),
+                    Err(denied) => {
+                        tracing::warn!(%authority, %denied, "egress denied");
+                        Destination::Denied {
+                            host: denied.authority().into(),
+                        }
+                    }
+                });
                 hosts.insert(target, host.clone());
                 host
             }
@@ -435,7 +484,18 @@ impl Inner {
     ) -> Arc<Backend> {
         let workload = &self.config.workload;
         match qualify(host, port, namespace, &workload.cluster_domain) {
-            Ok(target) => self.backend_for_target(target, subset, namespace),
+            Ok(target) => match self.egress.check_target(&target) {
+                Ok(()) => self.backend_for_target(target, subset, namespace),
+                // Unreachable while route destinations are registry entries themselves (see
+                // `mesh_core::egress`); kept so that a registry without them stays closed.
+                Err(denied) => self.failing_backend(
+                    denied.authority().into(),
+                    MeshError::EgressDenied {
+                        host: denied.authority().into(),
+                    }
+                    .to_string(),
+                ),
+            },
             Err(e) => {
                 let name: Arc<str> = format!("{host}:{port}").into();
                 self.failing_backend(name, e.to_string())
@@ -680,5 +740,131 @@ impl Future for ResponseFuture {
                 .unwrap_or_else(|| local_reply(MeshError::polled_after_completion())))),
             ResponseFutureProj::Leg { future } => future.poll(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http::response::Parts;
+    use http_body_util::{BodyExt, Empty};
+    use mesh_core::config::{Format, OutboundMode, OutboundTrafficPolicy};
+
+    use crate::LocalReply;
+
+    /// Discovery that records what it is asked and resolves nothing.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<Target>>);
+
+    impl Discover for Recording {
+        fn watch(&self, target: &Target) -> EndpointWatch {
+            self.0.lock().unwrap().push(target.clone());
+            unresolved("not in this test".into())
+        }
+    }
+
+    fn config(yaml: &str, allowed: &[&str]) -> MeshConfig {
+        let text = format!("workload: {{service: tester, namespace: default}}\n{yaml}");
+        let mut config = MeshConfig::from_str(&text, Format::Yaml).expect("valid config");
+        config.security.outbound = OutboundTrafficPolicy {
+            mode: OutboundMode::RegistryOnly,
+            allowed_hosts: allowed.iter().map(|h| (*h).to_owned()).collect(),
+        };
+        config
+    }
+
+    fn client(config: MeshConfig) -> (MeshClient, Arc<Recording>) {
+        let discovery = Arc::new(Recording::default());
+        let client = MeshClient::builder()
+            .config(config)
+            .discovery(discovery.clone())
+            .build()
+            .expect("client");
+        (client, discovery)
+    }
+
+    /// One GET: the answer's head and its body as text.
+    async fn get(client: &MeshClient, uri: &str) -> (Parts, String) {
+        let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+        let (parts, body) = client.request(req).await.unwrap().into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_denied_host_is_answered_locally_without_discovery() {
+        let (client, discovery) = client(config("", &["*.example.org"]));
+
+        for uri in [
+            "http://api.example.com/a",
+            "http://API.Example.com./b",
+            "http://api.example.com:80/c",
+        ] {
+            let (res, body) = get(&client, uri).await;
+            assert_eq!(res.status, StatusCode::BAD_GATEWAY, "{uri}");
+            let reply = res.extensions.get::<LocalReply>().expect("local reply");
+            assert!(
+                matches!(&*reply.error, MeshError::EgressDenied { host } if host.as_ref() == "api.example.com:80"),
+                "{:?}",
+                reply.error
+            );
+            assert_eq!(reply.error.response_flag(), "-");
+            assert!(
+                body.starts_with("egress denied: api.example.com:80 is not in the mesh registry"),
+                "{body}"
+            );
+            assert!(body.contains("REGISTRY_ONLY"), "{body}");
+        }
+        assert!(discovery.0.lock().unwrap().is_empty());
+        assert_eq!(client.endpoints("api.example.com"), Some(Vec::new()));
+
+        // Allowed hosts go on to discovery (which resolves nothing here: 503).
+        let (res, _) = get(&client, "http://reviews:9080/").await;
+        assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+        let (res, _) = get(&client, "http://www.example.org/").await;
+        assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+        let asked: Vec<String> = discovery
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Target::name)
+            .collect();
+        assert_eq!(
+            asked,
+            ["reviews.default.svc.cluster.local", "www.example.org"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_denied_route_destination_fails_without_discovery() {
+        let vs = "---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: api.example.com}
+";
+        let (client, discovery) = client(config(vs, &[]));
+        // A VirtualService's destinations are registry entries; check against a registry
+        // without them, as a stricter policy would.
+        let mut inner = Arc::into_inner(client.inner).expect("sole owner");
+        inner.egress = EgressPolicy::new(&config("", &[]));
+        let client = MeshClient {
+            inner: Arc::new(inner),
+        };
+
+        let (res, body) = get(&client, "http://reviews/").await;
+        assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("egress denied: api.example.com:80 is not in the mesh registry"),
+            "{body}"
+        );
+        assert!(discovery.0.lock().unwrap().is_empty());
     }
 }

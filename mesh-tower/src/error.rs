@@ -104,6 +104,13 @@ pub enum MeshError {
         /// The injected answer.
         status: AbortStatus,
     },
+    /// The outbound traffic policy is REGISTRY_ONLY and the host is not in the registry
+    /// (see [`mesh_core::egress`]); no connection was attempted.
+    #[error("egress denied: {host} {}", mesh_core::egress::EgressDenied::REASON)]
+    EgressDenied {
+        /// The qualified authority called (`api.example.com:443`).
+        host: Arc<str>,
+    },
 }
 
 impl MeshError {
@@ -120,7 +127,8 @@ impl MeshError {
             | MeshError::NoRoute { .. }
             | MeshError::Overflow { .. }
             | MeshError::Limited { .. }
-            | MeshError::FaultAbort { .. } => None,
+            | MeshError::FaultAbort { .. }
+            | MeshError::EgressDenied { .. } => None,
         }
     }
 
@@ -172,10 +180,18 @@ impl MeshError {
                 }
                 AbortStatus::Grpc(_) => StatusCode::OK,
             },
+            MeshError::EgressDenied { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// Envoy's response flag for this failure (`UT`, `UH`, `UF`, `UC`...).
+    ///
+    /// An [`EgressDenied`](MeshError::EgressDenied) reply has none (`-`), as in Istio:
+    /// under REGISTRY_ONLY a sidecar answers an unknown HTTP host from its catch-all
+    /// `block_all` virtual host, a direct response of 502, and Envoy sets no flag for a direct
+    /// response. The reply is told apart by its 502 and its body, or by the [`LocalReply`]
+    /// extension; the flags that would fit by name describe other failures (`NR` is a host
+    /// whose routes did not match, answered 404; `UH` and `NC` are upstream failures, 503).
     pub fn response_flag(&self) -> &'static str {
         match self {
             MeshError::Timeout { .. } | MeshError::PerTryTimeout { .. } => "UT",
@@ -191,6 +207,7 @@ impl MeshError {
                 Limited::Shed { .. } => "UO",
             },
             MeshError::FaultAbort { .. } => "FI",
+            MeshError::EgressDenied { .. } => "-",
         }
     }
 

@@ -6,6 +6,7 @@ mod bodies;
 mod breaker;
 mod config;
 mod discovery;
+mod egress;
 mod faults;
 mod hashing;
 mod hedge;
