@@ -25,9 +25,10 @@ use std::time::Duration;
 
 use super::values::LbKind;
 use super::{
-    BackoffConfig, ClientTls, ConfigError, ConfigWarning, ConnectionPool, ConsistentHash,
-    DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
-    NxDomainPolicy, OutlierDetection, PeakEwmaConfig, Protocol, RetryBudgetConfig,
+    AuthorizationPolicy, BackoffConfig, CertificateFiles, ClientTls, ConfigError, ConfigWarning,
+    ConnectionPool, ConsistentHash, DestinationConfig, DiscoveryConfig, HashKey, HashTable,
+    LoadBalancer, MeshConfig, MtlsMode, NxDomainPolicy, OutboundTrafficPolicy, OutlierDetection,
+    PeakEwmaConfig, PeerAuthentication, Protocol, RequestAuthentication, RetryBudgetConfig,
     RetryConcurrencyBudget, RetryPolicy, SecurityConfig, ServerConfig, Subset, SubsetEndpoints,
     TrafficPolicy, Workload,
 };
@@ -579,6 +580,71 @@ impl MeshConfigBuilder {
     /// Sets the whole security configuration.
     pub fn security(mut self, security: SecurityConfig) -> Self {
         self.security = security;
+        self
+    }
+
+    /// Adds a pod label, for the workload selectors of security policies (`app` and
+    /// `version` come from [`service`](Self::service) and [`version`](Self::version)).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.workload.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets where the workload's certificate, key and trust bundle are read from.
+    pub fn certificates(mut self, files: CertificateFiles) -> Self {
+        self.security.certificates = Some(files);
+        self
+    }
+
+    /// Sets the mTLS mode of the server when no PeerAuthentication applies (PERMISSIVE).
+    pub fn mtls(mut self, mode: MtlsMode) -> Self {
+        self.security.default_mtls = mode;
+        self
+    }
+
+    /// Sets Istio's root namespace, whose policies apply to every workload (`istio-system`).
+    pub fn root_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.security.root_namespace = namespace.into();
+        self
+    }
+
+    /// Sets the trust domains whose identities are accepted besides the workload's own.
+    pub fn trust_domain_aliases(
+        mut self,
+        aliases: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.security.trust_domain_aliases = aliases.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the SPIFFE ID template ISTIO_MUTUAL servers are checked against when a
+    /// destination names no `subjectAltNames`.
+    pub fn identity_template(mut self, template: impl Into<String>) -> Self {
+        self.security.identity_template = template.into();
+        self
+    }
+
+    /// Sets which destinations the client may call.
+    pub fn outbound(mut self, outbound: OutboundTrafficPolicy) -> Self {
+        self.security.outbound = outbound;
+        self
+    }
+
+    /// Adds a PeerAuthentication document.
+    pub fn peer_authentication(mut self, policy: PeerAuthentication) -> Self {
+        self.security.peer_authentications.push(policy);
+        self
+    }
+
+    /// Adds a RequestAuthentication document.
+    pub fn request_authentication(mut self, policy: RequestAuthentication) -> Self {
+        self.security.request_authentications.push(policy);
+        self
+    }
+
+    /// Adds an AuthorizationPolicy document.
+    pub fn authorization_policy(mut self, policy: AuthorizationPolicy) -> Self {
+        self.security.authorization_policies.push(policy);
         self
     }
 

@@ -10,7 +10,7 @@
 //!
 //! | Variable | Default | Meaning |
 //! |---|---|---|
-//! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first: mesh's own document and/or Istio VirtualService and DestinationRule documents (several, separated by `---`, in YAML); the variables below override it. |
+//! | `MESH_CONFIG` | none | Path of a `.yaml`/`.yml`/`.toml`/`.json` config file read first: mesh's own document and/or Istio documents (VirtualService, DestinationRule, ServiceEntry, Sidecar, PeerAuthentication, RequestAuthentication, AuthorizationPolicy; several, separated by `---`, in YAML); the variables below override it. |
 //! | `MESH_SERVICE` | `unknown` | The service (canonical name) this workload belongs to. |
 //! | `MESH_NAMESPACE` | `POD_NAMESPACE`, else the resolv.conf search list, else `default` | The workload's namespace; overrides `POD_NAMESPACE`. |
 //! | `POD_NAMESPACE` | resolv.conf search list, else `default` | The workload's namespace, from the Downward API (`metadata.namespace`). |
@@ -22,6 +22,7 @@
 //! | `MESH_RESOLV_CONF` | `/etc/resolv.conf` | The resolv.conf whose Kubernetes search list (`<ns>.svc.<domain> svc.<domain> <domain>`) gives the namespace and cluster domain when nothing else sets them; the default may be missing, a named file may not. |
 //! | `MESH_TRUST_DOMAIN` | `cluster.local` | The SPIFFE trust domain. |
 //! | `MESH_VERSION` | none | The workload's version label, such as `v1`. |
+//! | `MESH_WORKLOAD_LABELS` | none | Further pod labels for the workload selectors of security policies, `key=value` pairs separated by commas (such as `team=books,tier=backend`); `app` and `version` come from `MESH_SERVICE` and `MESH_VERSION` unless given here. |
 //! | `MESH_DNS_SERVERS` | system (`/etc/resolv.conf`) | Comma-separated DNS servers, `ip:port` or `[ipv6]:port`; a bare IP means port 53. |
 //! | `MESH_DNS_MIN_TTL` | `1s` | Lower bound of the DNS refresh interval. |
 //! | `MESH_DNS_MAX_TTL` | `60s` | Upper bound of the DNS refresh interval. |
@@ -51,14 +52,26 @@
 //! | `MESH_PROPAGATE_DEADLINE` | `true` | Whether an inbound request's deadline (`x-mesh-timeout-ms` or `grpc-timeout`) bounds the outbound calls made for it (`true`/`false`). |
 //! | `MESH_SHUTDOWN_DRAIN` | `5s` | How long kept-alive connections stay open once shutdown starts, each answer closing its connection; at most `MESH_SHUTDOWN_GRACE`. |
 //! | `MESH_SHUTDOWN_GRACE` | `30s` | The most shutdown takes: requests still in flight after it are cut. |
+//! | `MESH_CERT_DIR` | none | A directory of workload certificates whose layout is told by the files it holds when the config is read: Istio's (`cert-chain.pem`, `key.pem`, `root-cert.pem`), else SPIRE's (`svid.pem`, `svid_key.pem`, `bundle.pem`), else cert-manager's (`tls.crt`, `tls.key`, `ca.crt`). |
+//! | `MESH_CERT_CHAIN` | none | The workload's certificate chain (PEM), leaf first; with `MESH_CERT_KEY` and `MESH_CERT_ROOTS`, instead of `MESH_CERT_DIR`. |
+//! | `MESH_CERT_KEY` | none | The workload's private key (PEM); with `MESH_CERT_CHAIN` and `MESH_CERT_ROOTS`. |
+//! | `MESH_CERT_ROOTS` | none | The trust bundle (PEM CA certificates); with `MESH_CERT_CHAIN` and `MESH_CERT_KEY`. |
+//! | `MESH_CERT_REFRESH` | `5s` | How often the certificate files are checked for changes. |
+//! | `MESH_MTLS_MODE` | `PERMISSIVE` | The server's mTLS mode when no PeerAuthentication applies: `STRICT`, `PERMISSIVE` or `DISABLE`. |
+//! | `MESH_OUTBOUND_POLICY` | `ALLOW_ANY` | Which hosts the client may call: `ALLOW_ANY`, or `REGISTRY_ONLY` (the cluster's, configured destinations and allowed hosts). |
+//! | `MESH_ALLOWED_HOSTS` | none | Comma-separated hosts (`api.example.com`, `*.example.com`) that may be called under `REGISTRY_ONLY`, added to those of the file (ServiceEntry hosts). |
+//! | `MESH_TRUST_DOMAIN_ALIASES` | none | Comma-separated trust domains whose identities are accepted besides `MESH_TRUST_DOMAIN`. |
+//! | `MESH_ROOT_NAMESPACE` | `istio-system` | Istio's root namespace: its policies apply to every workload. |
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::builder::MeshConfigBuilder;
 use super::file::{builder_from_file, nxdomain_policy};
+use super::security::check;
+use super::validate::dns_name;
 use super::values::{self, NxAction, at, whole_number};
-use super::{ConfigError, MeshConfig};
+use super::{CertificateFiles, ConfigError, MeshConfig, SecurityConfig};
 
 /// Every environment variable mesh reads, with a one-line description.
 ///
@@ -97,6 +110,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("MESH_TRUST_DOMAIN", "the SPIFFE trust domain"),
     ("MESH_VERSION", "the workload's version label"),
+    (
+        "MESH_WORKLOAD_LABELS",
+        "further pod labels for policy selectors: key=value pairs separated by commas",
+    ),
     (
         "MESH_DNS_SERVERS",
         "comma-separated DNS servers, ip:port (a bare ip means port 53)",
@@ -200,6 +217,46 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "MESH_SHUTDOWN_GRACE",
         "the most shutdown takes; requests in flight after it are cut",
+    ),
+    (
+        "MESH_CERT_DIR",
+        "directory of workload certificates, its layout (Istio, SPIRE, cert-manager) told by the files in it",
+    ),
+    (
+        "MESH_CERT_CHAIN",
+        "the workload's certificate chain (with MESH_CERT_KEY and MESH_CERT_ROOTS)",
+    ),
+    (
+        "MESH_CERT_KEY",
+        "the workload's private key (with MESH_CERT_CHAIN and MESH_CERT_ROOTS)",
+    ),
+    (
+        "MESH_CERT_ROOTS",
+        "the trust bundle (with MESH_CERT_CHAIN and MESH_CERT_KEY)",
+    ),
+    (
+        "MESH_CERT_REFRESH",
+        "how often the certificate files are checked for changes",
+    ),
+    (
+        "MESH_MTLS_MODE",
+        "the server's mTLS mode when no PeerAuthentication applies: STRICT, PERMISSIVE or DISABLE",
+    ),
+    (
+        "MESH_OUTBOUND_POLICY",
+        "which hosts the client may call: ALLOW_ANY or REGISTRY_ONLY",
+    ),
+    (
+        "MESH_ALLOWED_HOSTS",
+        "comma-separated hosts that may be called under REGISTRY_ONLY",
+    ),
+    (
+        "MESH_TRUST_DOMAIN_ALIASES",
+        "comma-separated trust domains accepted besides the workload's own",
+    ),
+    (
+        "MESH_ROOT_NAMESPACE",
+        "Istio's root namespace, whose policies apply to every workload",
     ),
 ];
 
@@ -423,6 +480,9 @@ impl<'a> Env<'a> {
         if let Some(v) = self.text(&["MESH_VERSION"], "workload.version") {
             w.version = Some(v);
         }
+        if let Some(v) = self.take("MESH_WORKLOAD_LABELS", "workload.labels", values::labels)? {
+            w.labels = v;
+        }
 
         let d = &mut b.discovery;
         if let Some(v) = self.take("MESH_DNS_SERVERS", "discovery.nameservers", nameservers)? {
@@ -563,6 +623,132 @@ impl<'a> Env<'a> {
                     ),
                 ));
             }
+        }
+        self.apply_security(&mut b.security)
+    }
+
+    /// Lays the security variables over `s`.
+    fn apply_security(&mut self, s: &mut SecurityConfig) -> Result<(), ConfigError> {
+        // Taken first, so that a validation error about the refresh blames this variable.
+        let refresh_var = "MESH_CERT_REFRESH";
+        let path = "security.certificates.refresh";
+        let refresh = self.take(refresh_var, path, values::duration)?;
+        // Recorded under a path no validation error names: the directory is checked here,
+        // and a bad refresh kept from the file is the file's.
+        let dir = self.take("MESH_CERT_DIR", "security.certificates.dir", |d| {
+            CertificateFiles::detect(d)
+        })?;
+        let explicit = [
+            (
+                "MESH_CERT_CHAIN",
+                self.text(&["MESH_CERT_CHAIN"], "security.certificates.chain"),
+            ),
+            (
+                "MESH_CERT_KEY",
+                self.text(&["MESH_CERT_KEY"], "security.certificates.key"),
+            ),
+            (
+                "MESH_CERT_ROOTS",
+                self.text(&["MESH_CERT_ROOTS"], "security.certificates.roots"),
+            ),
+        ];
+        let set: Vec<&str> = explicit
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(name, _)| *name)
+            .collect();
+        if dir.is_some() && !set.is_empty() {
+            return Err(ConfigError::invalid(
+                "MESH_CERT_DIR",
+                self.get("MESH_CERT_DIR").unwrap_or_default(),
+                format!(
+                    "set either MESH_CERT_DIR or MESH_CERT_CHAIN, MESH_CERT_KEY and MESH_CERT_ROOTS, not both ({} is set too)",
+                    set.join(", ")
+                ),
+            ));
+        }
+        let files = match (dir, explicit) {
+            (Some(files), _) => Some(files),
+            (None, [(_, Some(chain)), (_, Some(key)), (_, Some(roots))]) => {
+                Some(CertificateFiles {
+                    chain: chain.into(),
+                    key: key.into(),
+                    roots: roots.into(),
+                    refresh: CertificateFiles::DEFAULT_REFRESH,
+                })
+            }
+            (None, explicit) => {
+                if let Some(first) = set.first() {
+                    let missing: Vec<&str> = explicit
+                        .iter()
+                        .filter(|(_, v)| v.is_none())
+                        .map(|(name, _)| *name)
+                        .collect();
+                    return Err(ConfigError::invalid(
+                        *first,
+                        self.get(first).unwrap_or_default(),
+                        format!(
+                            "MESH_CERT_CHAIN, MESH_CERT_KEY and MESH_CERT_ROOTS go together; {} not set",
+                            match missing.as_slice() {
+                                [one] => format!("{one} is"),
+                                more => format!("{} are", more.join(" and ")),
+                            }
+                        ),
+                    ));
+                }
+                None
+            }
+        };
+        let previous = s.certificates.as_ref().map(|c| c.refresh);
+        match (files, &mut s.certificates) {
+            (Some(mut files), current) => {
+                files.refresh = refresh
+                    .or(previous)
+                    .unwrap_or(CertificateFiles::DEFAULT_REFRESH);
+                *current = Some(files);
+            }
+            (None, Some(current)) => {
+                if let Some(r) = refresh {
+                    current.refresh = r;
+                }
+            }
+            (None, None) => {
+                if refresh.is_some() {
+                    return Err(ConfigError::invalid(
+                        refresh_var,
+                        self.get(refresh_var).unwrap_or_default(),
+                        "applies only with certificates: set MESH_CERT_DIR, or MESH_CERT_CHAIN, MESH_CERT_KEY and MESH_CERT_ROOTS (or security.certificates in the file)",
+                    ));
+                }
+            }
+        }
+
+        if let Some(v) = self.take("MESH_MTLS_MODE", "security.mtls", values::mtls_mode)? {
+            s.default_mtls = v;
+        }
+        let path = "security.outbound.mode";
+        if let Some(v) = self.take("MESH_OUTBOUND_POLICY", path, values::outbound_mode)? {
+            s.outbound.mode = v;
+        }
+        let path = "security.outbound.allowedHosts";
+        if let Some(hosts) = self.take("MESH_ALLOWED_HOSTS", path, |v| {
+            values::list(v, check::egress_host)
+        })? {
+            for host in hosts {
+                let host = host.to_ascii_lowercase();
+                if !s.outbound.allowed_hosts.contains(&host) {
+                    s.outbound.allowed_hosts.push(host);
+                }
+            }
+        }
+        let path = "security.trustDomainAliases";
+        if let Some(v) = self.take("MESH_TRUST_DOMAIN_ALIASES", path, |v| {
+            values::list(v, dns_name)
+        })? {
+            s.trust_domain_aliases = v;
+        }
+        if let Some(v) = self.text(&["MESH_ROOT_NAMESPACE"], "security.rootNamespace") {
+            s.root_namespace = v;
         }
         Ok(())
     }

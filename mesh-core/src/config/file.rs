@@ -48,22 +48,46 @@
 //!     subsets:                       # each inherits the destination's policy, field by field
 //!       - {name: v1, labels: {version: v1}}              # endpoints: DNS name reviews-v1
 //!       - {name: v2, host: reviews-canary, timeout: 1s}  # or endpoints: ["10.0.0.7:9080"]
+//!     tls: {mode: MUTUAL, clientCertificate: /etc/certs/cert.pem, privateKey: /etc/certs/key.pem,
+//!           caCertificates: /etc/certs/ca.pem}   # Istio's trafficPolicy.tls; also in defaults
 //! server:                            # the server stack
 //!   rateLimit: {tokensPerFill: 1000, fillInterval: 1s}
 //!   concurrencyLimit: 500
 //!   propagateDeadline: true
 //!   shutdown: {drain: 5s, grace: 30s}
+//! security:
+//!   certificates: {dir: /etc/certs, layout: istio, refresh: 5s}  # layout: istio (default),
+//!                                    # spire or certManager; or {chain, key, roots} files
+//!   rootNamespace: istio-system      # policies here apply to every workload
+//!   trustDomainAliases: [old.example.org]
+//!   mtls: PERMISSIVE                 # the server's mode when no PeerAuthentication applies;
+//!                                    # or {mode: STRICT}
+//!   identityTemplate: "spiffe://{trust_domain}/ns/{namespace}/sa/{service}"
+//!   outbound: {mode: REGISTRY_ONLY, allowedHosts: [api.example.com, "*.googleapis.com"]}
 //! ```
+//!
+//! `workload.labels` adds pod labels for the selectors of security policies. A destination's
+//! (or the defaults', or a subset's) `tls` takes the fields of Istio's `ClientTLSSettings`:
+//! `mode` (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL), `clientCertificate`, `privateKey`,
+//! `caCertificates`, `subjectAltNames`, `sni` and `insecureSkipVerify`. MUTUAL needs a
+//! certificate and key; SIMPLE and MUTUAL need `caCertificates` unless `insecureSkipVerify`
+//! is true.
 //!
 //! # Istio's documents
 //!
-//! `networking.istio.io` VirtualService and DestinationRule, API versions `v1`, `v1beta1` or
-//! `v1alpha3`. A VirtualService becomes one of the config's `virtual_services`; a
-//! DestinationRule is laid over the destination of the same host (and over, or into, one
-//! destination per port of its `portLevelSettings`). Invalid values are errors that name the
-//! document and the path; fields mesh does not implement, and unknown fields, are warnings in
-//! [`MeshConfig::warnings`](super::MeshConfig::warnings) and the document still applies.
-//! Other kinds are ignored with a warning.
+//! `networking.istio.io` VirtualService, DestinationRule, ServiceEntry and Sidecar (API
+//! versions `v1`, `v1beta1` or `v1alpha3`), and `security.istio.io` PeerAuthentication,
+//! RequestAuthentication and AuthorizationPolicy (`v1` or `v1beta1`). A VirtualService
+//! becomes one of the config's `virtual_services`; a DestinationRule is laid over the
+//! destination of the same host (and over, or into, one destination per port of its
+//! `portLevelSettings`), its `tls` included. The security documents are kept in
+//! [`MeshConfig::security`](super::MeshConfig::security) with their namespace and selector,
+//! and [`MeshConfig::inbound`](super::MeshConfig::inbound) resolves which apply to the
+//! workload. A ServiceEntry's `hosts` may be called under REGISTRY_ONLY; a Sidecar's
+//! `outboundTrafficPolicy.mode` sets the outbound mode. Invalid values are errors that name
+//! the document and the path; fields mesh does not implement, and unknown fields, are
+//! warnings in [`MeshConfig::warnings`](super::MeshConfig::warnings) and the document still
+//! applies. Other kinds are ignored with a warning.
 //!
 //! ```
 //! use mesh_core::config::{Format, LoadBalancer, MeshConfig};
@@ -122,8 +146,8 @@ use super::istio::{
 };
 use super::values::{self, LbKind, NxAction, at};
 use super::{
-    ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, ServerConfig, SubsetEndpoints,
-    Workload,
+    CertificateFiles, CertificateLayout, ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy,
+    SecurityConfig, ServerConfig, SubsetEndpoints, Workload,
 };
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -505,6 +529,40 @@ struct RawMesh {
     defaults: Option<RawPolicy>,
     destinations: Option<Vec<RawDestination>>,
     server: Option<RawServer>,
+    security: Option<RawSecurity>,
+}
+
+/// The `security` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSecurity {
+    certificates: Option<RawCertificates>,
+    root_namespace: Option<String>,
+    trust_domain_aliases: Option<Vec<String>>,
+    /// `STRICT`, or PeerAuthentication's shape `{mode: STRICT}`.
+    mtls: Option<serde_json::Value>,
+    identity_template: Option<String>,
+    outbound: Option<RawOutbound>,
+}
+
+/// `security.certificates`: a directory of a known layout, or three files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCertificates {
+    dir: Option<String>,
+    layout: Option<String>,
+    chain: Option<String>,
+    key: Option<String>,
+    roots: Option<String>,
+    refresh: Option<Text>,
+}
+
+/// `security.outbound`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawOutbound {
+    mode: Option<String>,
+    allowed_hosts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -585,6 +643,7 @@ struct RawWorkload {
     service_account: Option<String>,
     pod_name: Option<String>,
     version: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -620,6 +679,7 @@ struct RawPolicy {
     rate_limit: Option<Switch<RawTokenBucket>>,
     concurrency_limit: Option<Text>,
     hedge: Option<Switch<RawHedge>>,
+    tls: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -676,6 +736,7 @@ struct RawDestination {
     rate_limit: Option<Switch<RawTokenBucket>>,
     concurrency_limit: Option<Text>,
     hedge: Option<Switch<RawHedge>>,
+    tls: Option<serde_json::Value>,
 }
 
 /// A subset of a destination: its own keys plus every [`RawPolicy`] key.
@@ -698,6 +759,7 @@ struct RawSubset {
     rate_limit: Option<Switch<RawTokenBucket>>,
     concurrency_limit: Option<Text>,
     hedge: Option<Switch<RawHedge>>,
+    tls: Option<serde_json::Value>,
 }
 
 impl RawMesh {
@@ -724,7 +786,111 @@ impl RawMesh {
         if let Some(s) = self.server {
             s.apply(&mut b.server)?;
         }
+        if let Some(s) = self.security {
+            s.apply(&mut b.security)?;
+        }
         Ok(())
+    }
+}
+
+impl RawSecurity {
+    fn apply(self, s: &mut SecurityConfig) -> Result<(), ConfigError> {
+        if let Some(c) = self.certificates {
+            s.certificates = Some(c.read("security.certificates")?);
+        }
+        if let Some(ns) = self.root_namespace {
+            s.root_namespace = ns;
+        }
+        if let Some(aliases) = self.trust_domain_aliases {
+            s.trust_domain_aliases = aliases;
+        }
+        if let Some(mtls) = &self.mtls {
+            let path = "security.mtls";
+            let mut w = Walker::strict();
+            let node = Node::new(path, mtls);
+            let (name, at_path) = match mtls {
+                serde_json::Value::String(name) => (name.as_str(), path.to_owned()),
+                _ => {
+                    let mut o = node.obj(&w)?;
+                    let mode = o.required(&w, "mode")?;
+                    let name = mode.str(&w)?;
+                    o.finish(&mut w)?;
+                    (name, mode.path)
+                }
+            };
+            s.default_mtls = at(&at_path, name, values::mtls_mode)?;
+        }
+        if let Some(t) = self.identity_template {
+            s.identity_template = t;
+        }
+        if let Some(o) = self.outbound {
+            if let Some(mode) = o.mode {
+                s.outbound.mode = at("security.outbound.mode", &mode, values::outbound_mode)?;
+            }
+            if let Some(hosts) = o.allowed_hosts {
+                s.outbound.allowed_hosts = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RawCertificates {
+    fn read(self, prefix: &str) -> Result<CertificateFiles, ConfigError> {
+        let explicit = [
+            ("chain", &self.chain),
+            ("key", &self.key),
+            ("roots", &self.roots),
+        ];
+        let mut files = match &self.dir {
+            Some(dir) => {
+                if let Some((key, Some(v))) = explicit.iter().find(|(_, v)| v.is_some()) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.{key}"),
+                        v,
+                        "set either dir (with layout) or chain, key and roots, not both",
+                    ));
+                }
+                let layout = match &self.layout {
+                    Some(name) => at(&format!("{prefix}.layout"), name, values::layout)?,
+                    None => CertificateLayout::Istio,
+                };
+                CertificateFiles::in_dir(dir, layout)
+            }
+            None => {
+                if let Some(layout) = &self.layout {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.layout"),
+                        layout,
+                        "applies only with dir",
+                    ));
+                }
+                if explicit.iter().all(|(_, v)| v.is_none()) {
+                    return Err(ConfigError::invalid(
+                        prefix,
+                        "{}",
+                        "set dir (with an optional layout), or chain, key and roots",
+                    ));
+                }
+                if let Some((key, _)) = explicit.iter().find(|(_, v)| v.is_none()) {
+                    return Err(ConfigError::invalid(
+                        format!("{prefix}.{key}"),
+                        "",
+                        "is required with chain, key and roots (or set dir instead)",
+                    ));
+                }
+                CertificateFiles {
+                    chain: self.chain.unwrap_or_default().into(),
+                    key: self.key.unwrap_or_default().into(),
+                    roots: self.roots.unwrap_or_default().into(),
+                    refresh: CertificateFiles::DEFAULT_REFRESH,
+                }
+            }
+        };
+        if let Some(Text(t)) = self.refresh {
+            files.refresh = at(&format!("{prefix}.refresh"), &t, values::duration)?;
+        }
+        Ok(files)
     }
 }
 
@@ -847,6 +1013,9 @@ impl RawWorkload {
         }
         if self.version.is_some() {
             w.version = self.version;
+        }
+        if let Some(labels) = self.labels {
+            w.labels = labels;
         }
     }
 }
@@ -1003,6 +1172,10 @@ impl RawPolicy {
         if let Some(h) = self.hedge {
             o.hedge = Some(h.read(&format!("{prefix}.hedge"), RawHedge::read)?);
         }
+        if let Some(tls) = &self.tls {
+            let node = Node::new(format!("{prefix}.tls"), tls);
+            o.tls = Some(Some(policy::client_tls(node, &mut w)?));
+        }
         Ok(o)
     }
 }
@@ -1082,6 +1255,7 @@ impl RawDestination {
             rate_limit: self.rate_limit,
             concurrency_limit: self.concurrency_limit,
             hedge: self.hedge,
+            tls: self.tls,
         };
         d.policy = policy.overrides(prefix, inherited)?;
         let own = d.policy.load_balancer.unwrap_or(inherited);
@@ -1128,6 +1302,7 @@ impl RawSubset {
             rate_limit: self.rate_limit,
             concurrency_limit: self.concurrency_limit,
             hedge: self.hedge,
+            tls: self.tls,
         };
         s.policy = policy.overrides(prefix, inherited)?;
         Ok(s)

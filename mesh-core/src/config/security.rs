@@ -6,8 +6,14 @@
 //! resolves which apply to its own workload with [`MeshConfig::inbound`](super::MeshConfig::inbound).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub(crate) mod check;
+mod resolve;
+#[cfg(test)]
+mod tests;
 
 /// The identity a destination's servers are expected to present by default: the service
 /// account named like the service, in the destination's namespace and the client's trust
@@ -137,6 +143,35 @@ impl CertificateLayout {
         CertificateLayout::Spire,
         CertificateLayout::CertManager,
     ];
+
+    /// The layout's name in files: `istio`, `spire` or `certManager`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CertificateLayout::Istio => "istio",
+            CertificateLayout::Spire => "spire",
+            CertificateLayout::CertManager => "certManager",
+        }
+    }
+
+    /// The layout named `name` ([`name`](Self::name)'s spelling).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    /// The first layout, in [`ALL`](Self::ALL)'s order, whose three files all exist in
+    /// `dir`; `None` when none does (or the directory cannot be read).
+    pub fn detect(dir: impl AsRef<Path>) -> Option<Self> {
+        let dir = dir.as_ref();
+        Self::ALL
+            .into_iter()
+            .find(|l| l.file_names().iter().all(|f| dir.join(f).is_file()))
+    }
+}
+
+impl fmt::Display for CertificateLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl CertificateFiles {
@@ -154,6 +189,30 @@ impl CertificateFiles {
             refresh: Self::DEFAULT_REFRESH,
         }
     }
+
+    /// The files in `dir`, whose layout is told by which files exist
+    /// ([`CertificateLayout::detect`]); the error names the directory and the file names
+    /// looked for.
+    pub fn detect(dir: impl Into<PathBuf>) -> Result<Self, String> {
+        let dir = dir.into();
+        if !dir.is_dir() {
+            return Err(format!("{} is not a readable directory", dir.display()));
+        }
+        match CertificateLayout::detect(&dir) {
+            Some(layout) => Ok(Self::in_dir(dir, layout)),
+            None => {
+                let expected: Vec<String> = CertificateLayout::ALL
+                    .iter()
+                    .map(|l| format!("{} ({})", l.file_names().join(", "), l.name()))
+                    .collect();
+                Err(format!(
+                    "{} holds no known set of certificate files; expected one of: {}",
+                    dir.display(),
+                    expected.join("; ")
+                ))
+            }
+        }
+    }
 }
 
 /// Peer-authentication (server-side mTLS) modes, by Istio's names.
@@ -166,6 +225,30 @@ pub enum MtlsMode {
     Permissive,
     /// `DISABLE`: plaintext only.
     Disable,
+}
+
+impl MtlsMode {
+    /// Istio's name: `STRICT`, `PERMISSIVE` or `DISABLE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MtlsMode::Strict => "STRICT",
+            MtlsMode::Permissive => "PERMISSIVE",
+            MtlsMode::Disable => "DISABLE",
+        }
+    }
+
+    /// The mode of Istio's name `name` (`UNSET` is no mode: `None`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [MtlsMode::Strict, MtlsMode::Permissive, MtlsMode::Disable]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for MtlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Istio's `PeerAuthentication`.
@@ -236,6 +319,22 @@ pub enum JwksSource {
     },
 }
 
+impl JwksSource {
+    /// The default `timeout` of one JWKS fetch (Istio's, 5 s).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default interval at which a remote JWKS is fetched again (Istio's, 20 min).
+    pub const DEFAULT_REFRESH: Duration = Duration::from_secs(20 * 60);
+
+    /// A remote set at `uri` with the default timeout and refresh interval.
+    pub fn remote(uri: impl Into<String>) -> Self {
+        JwksSource::Remote {
+            uri: uri.into(),
+            timeout: Self::DEFAULT_TIMEOUT,
+            refresh: Self::DEFAULT_REFRESH,
+        }
+    }
+}
+
 /// One of `fromHeaders`: a header and the prefix before the token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JwtHeader {
@@ -280,6 +379,30 @@ pub enum AuthzAction {
     Deny,
     /// `AUDIT`: the request is logged and counted; the decision is unchanged.
     Audit,
+}
+
+impl AuthzAction {
+    /// Istio's name: `ALLOW`, `DENY` or `AUDIT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthzAction::Allow => "ALLOW",
+            AuthzAction::Deny => "DENY",
+            AuthzAction::Audit => "AUDIT",
+        }
+    }
+
+    /// The action of Istio's name `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [AuthzAction::Allow, AuthzAction::Deny, AuthzAction::Audit]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+}
+
+impl fmt::Display for AuthzAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One rule: it matches when one of `from`, one of `to` and every `when` match (an empty
@@ -365,6 +488,29 @@ pub enum OutboundMode {
     RegistryOnly,
 }
 
+impl OutboundMode {
+    /// Istio's name: `ALLOW_ANY` or `REGISTRY_ONLY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutboundMode::AllowAny => "ALLOW_ANY",
+            OutboundMode::RegistryOnly => "REGISTRY_ONLY",
+        }
+    }
+
+    /// The mode of Istio's name `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [OutboundMode::AllowAny, OutboundMode::RegistryOnly]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for OutboundMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Client-side TLS for one destination (Istio's `trafficPolicy.tls`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientTls {
@@ -398,6 +544,36 @@ pub enum ClientTlsMode {
     Mutual,
     /// `ISTIO_MUTUAL`: mutual TLS with the workload identity's certificates.
     IstioMutual,
+}
+
+impl ClientTlsMode {
+    /// Istio's name: `DISABLE`, `SIMPLE`, `MUTUAL` or `ISTIO_MUTUAL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientTlsMode::Disable => "DISABLE",
+            ClientTlsMode::Simple => "SIMPLE",
+            ClientTlsMode::Mutual => "MUTUAL",
+            ClientTlsMode::IstioMutual => "ISTIO_MUTUAL",
+        }
+    }
+
+    /// The mode of Istio's name `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            ClientTlsMode::Disable,
+            ClientTlsMode::Simple,
+            ClientTlsMode::Mutual,
+            ClientTlsMode::IstioMutual,
+        ]
+        .into_iter()
+        .find(|m| m.name() == name)
+    }
+}
+
+impl fmt::Display for ClientTlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl ClientTls {
@@ -443,11 +619,13 @@ impl super::MeshConfig {
     /// resolved for this workload from [`MeshConfig::security`](super::MeshConfig::security):
     /// the PeerAuthentication, RequestAuthentication and AuthorizationPolicy documents whose
     /// namespace and selector take in the workload.
+    ///
+    /// See [`SecurityConfig::server_security`] for the rules (Istio's): precedence of
+    /// PeerAuthentication levels, and which RequestAuthentication and AuthorizationPolicy
+    /// documents apply.
     pub fn inbound(&self) -> super::ServerConfig {
         let mut server = self.server.clone();
-        server.security.trust_domains = std::iter::once(self.workload.trust_domain.clone())
-            .chain(self.security.trust_domain_aliases.iter().cloned())
-            .collect();
+        server.security = self.security.server_security(&self.workload);
         server
     }
 }

@@ -6,9 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::security::check as sec;
 use super::{
-    ConfigError, DestinationConfig, DiscoveryConfig, HashKey, HashTable, LoadBalancer, MeshConfig,
-    ServerConfig, SubsetEndpoints, TrafficPolicy, Workload,
+    AuthzRule, ClientTls, ConfigError, DestinationConfig, DiscoveryConfig, HashKey, HashTable,
+    JwksSource, JwtRule, LoadBalancer, Matcher, MeshConfig, SecurityConfig, ServerConfig,
+    SubsetEndpoints, TrafficPolicy, Workload,
 };
 use crate::balance::{MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use crate::duration::format_duration;
@@ -58,8 +60,224 @@ impl MeshConfig {
         for (i, vs) in self.virtual_services.iter().enumerate() {
             vs.validate(&format!("virtualServices[{i}]"))?;
         }
-        validate_server(&self.server)
+        validate_server(&self.server)?;
+        validate_security(&self.security)
     }
+}
+
+/// Checks the security section; documents are named by their place in the lists
+/// (`security.authorizationPolicies[0]`) and their fields by Istio's spec keys.
+fn validate_security(s: &SecurityConfig) -> Result<(), ConfigError> {
+    if let Some(c) = &s.certificates {
+        for (key, path) in [("chain", &c.chain), ("key", &c.key), ("roots", &c.roots)] {
+            if path.as_os_str().is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("security.certificates.{key}"),
+                    "",
+                    "must not be empty",
+                ));
+            }
+        }
+        positive("security.certificates.refresh", c.refresh)?;
+    }
+    check("security.rootNamespace", &s.root_namespace, dns_label)?;
+    for (i, alias) in s.trust_domain_aliases.iter().enumerate() {
+        check(
+            &format!("security.trustDomainAliases[{i}]"),
+            alias,
+            dns_name,
+        )?;
+    }
+    check(
+        "security.identityTemplate",
+        &s.identity_template,
+        sec::identity_template,
+    )?;
+    for (i, host) in s.outbound.allowed_hosts.iter().enumerate() {
+        check(
+            &format!("security.outbound.allowedHosts[{i}]"),
+            host,
+            sec::egress_host,
+        )?;
+    }
+    for (i, pa) in s.peer_authentications.iter().enumerate() {
+        let prefix = format!("security.peerAuthentications[{i}]");
+        document(
+            &prefix,
+            &pa.name,
+            pa.namespace.as_deref(),
+            pa.selector.as_ref(),
+        )?;
+        let selected = pa.selector.as_ref().is_some_and(|m| !m.is_empty());
+        for port in pa.port_modes.keys() {
+            let path = format!("{prefix}.portLevelMtls.{port}");
+            if *port == 0 {
+                return Err(ConfigError::invalid(
+                    path,
+                    port,
+                    "expected a port number from 1 to 65535",
+                ));
+            }
+            if !selected {
+                return Err(ConfigError::invalid(
+                    path,
+                    port,
+                    "portLevelMtls applies only to a policy with a workload selector",
+                ));
+            }
+        }
+    }
+    for (i, ra) in s.request_authentications.iter().enumerate() {
+        let prefix = format!("security.requestAuthentications[{i}]");
+        document(
+            &prefix,
+            &ra.name,
+            ra.namespace.as_deref(),
+            ra.selector.as_ref(),
+        )?;
+        for (j, rule) in ra.jwt_rules.iter().enumerate() {
+            jwt_rule(&format!("{prefix}.jwtRules[{j}]"), rule)?;
+        }
+    }
+    for (i, ap) in s.authorization_policies.iter().enumerate() {
+        let prefix = format!("security.authorizationPolicies[{i}]");
+        document(
+            &prefix,
+            &ap.name,
+            ap.namespace.as_deref(),
+            ap.selector.as_ref(),
+        )?;
+        for (j, rule) in ap.rules.iter().enumerate() {
+            authz_rule(&format!("{prefix}.rules[{j}]"), rule)?;
+        }
+    }
+    Ok(())
+}
+
+/// A security document's name, namespace and selector.
+fn document(
+    prefix: &str,
+    name: &str,
+    namespace: Option<&str>,
+    selector: Option<&std::collections::BTreeMap<String, String>>,
+) -> Result<(), ConfigError> {
+    check(&format!("{prefix}.name"), name, dns_name)?;
+    if let Some(ns) = namespace {
+        check(&format!("{prefix}.namespace"), ns, dns_label)?;
+    }
+    for (key, value) in selector.into_iter().flatten() {
+        let path = format!("{prefix}.selector.matchLabels.{key}");
+        check(&path, key, sec::label_key)?;
+        check(&path, value, sec::label_value)?;
+    }
+    Ok(())
+}
+
+fn jwt_rule(prefix: &str, r: &JwtRule) -> Result<(), ConfigError> {
+    check(&format!("{prefix}.issuer"), &r.issuer, sec::not_empty)?;
+    for (i, a) in r.audiences.iter().enumerate() {
+        check(&format!("{prefix}.audiences[{i}]"), a, sec::not_empty)?;
+    }
+    match &r.keys {
+        JwksSource::Inline(jwks) => check(&format!("{prefix}.jwks"), jwks, sec::jwks)?,
+        JwksSource::Remote {
+            uri,
+            timeout,
+            refresh,
+        } => {
+            check(&format!("{prefix}.jwksUri"), uri, sec::jwks_uri)?;
+            positive(&format!("{prefix}.timeout"), *timeout)?;
+            positive(&format!("{prefix}.refresh"), *refresh)?;
+        }
+    }
+    for (i, h) in r.from_headers.iter().enumerate() {
+        check(
+            &format!("{prefix}.fromHeaders[{i}].name"),
+            &h.name,
+            sec::header_name,
+        )?;
+    }
+    for (i, p) in r.from_params.iter().enumerate() {
+        check(&format!("{prefix}.fromParams[{i}]"), p, sec::not_empty)?;
+    }
+    for (i, c) in r.from_cookies.iter().enumerate() {
+        check(&format!("{prefix}.fromCookies[{i}]"), c, sec::not_empty)?;
+    }
+    for (i, c) in r.output_claim_to_headers.iter().enumerate() {
+        let prefix = format!("{prefix}.outputClaimToHeaders[{i}]");
+        check(&format!("{prefix}.header"), &c.header, sec::header_name)?;
+        check(&format!("{prefix}.claim"), &c.claim, sec::not_empty)?;
+    }
+    if let Some(h) = &r.output_payload_to_header {
+        check(
+            &format!("{prefix}.outputPayloadToHeader"),
+            h,
+            sec::header_name,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks the values of a matcher (`key` and `notKey`) with `rule`.
+fn matcher(
+    prefix: &str,
+    key: &str,
+    not_key: &str,
+    m: &Matcher,
+    rule: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<(), ConfigError> {
+    for (k, values) in [(key, &m.values), (not_key, &m.not_values)] {
+        for (i, v) in values.iter().enumerate() {
+            rule(v).map_err(|r| ConfigError::invalid(format!("{prefix}.{k}[{i}]"), v, r))?;
+        }
+    }
+    Ok(())
+}
+
+fn authz_rule(prefix: &str, r: &AuthzRule) -> Result<(), ConfigError> {
+    let any = |_: &str| Ok(());
+    let ip = sec::ip_block;
+    let port = |s: &str| sec::port_text(s).map(|_| ());
+    for (i, f) in r.from.iter().enumerate() {
+        let p = format!("{prefix}.from[{i}].source");
+        matcher(&p, "principals", "notPrincipals", &f.principals, &any)?;
+        matcher(
+            &p,
+            "requestPrincipals",
+            "notRequestPrincipals",
+            &f.request_principals,
+            &any,
+        )?;
+        matcher(&p, "namespaces", "notNamespaces", &f.namespaces, &any)?;
+        matcher(&p, "ipBlocks", "notIpBlocks", &f.ip_blocks, &ip)?;
+        matcher(
+            &p,
+            "remoteIpBlocks",
+            "notRemoteIpBlocks",
+            &f.remote_ip_blocks,
+            &ip,
+        )?;
+    }
+    for (i, t) in r.to.iter().enumerate() {
+        let p = format!("{prefix}.to[{i}].operation");
+        matcher(&p, "hosts", "notHosts", &t.hosts, &any)?;
+        matcher(&p, "ports", "notPorts", &t.ports, &port)?;
+        matcher(&p, "methods", "notMethods", &t.methods, &any)?;
+        matcher(&p, "paths", "notPaths", &t.paths, &sec::authz_path)?;
+    }
+    for (i, c) in r.when.iter().enumerate() {
+        let p = format!("{prefix}.when[{i}]");
+        let values = sec::condition_key(&c.key)
+            .map_err(|r| ConfigError::invalid(format!("{p}.key"), &c.key, r))?;
+        matcher(&p, "values", "notValues", &c.matcher, &|v| values.check(v))?;
+    }
+    Ok(())
+}
+
+/// Checks client TLS settings at `{prefix}.tls`.
+fn client_tls(prefix: &str, tls: &ClientTls) -> Result<(), ConfigError> {
+    sec::client_tls(tls)
+        .map_err(|p| ConfigError::invalid(format!("{prefix}.tls.{}", p.field), p.value, p.reason))
 }
 
 fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
@@ -189,6 +407,11 @@ fn validate_workload(w: &Workload) -> Result<(), ConfigError> {
     }
     if let Some(version) = &w.version {
         check("workload.version", version, label_value)?;
+    }
+    for (key, value) in &w.labels {
+        let path = format!("workload.labels.{key}");
+        check(&path, key, sec::label_key)?;
+        check(&path, value, sec::label_value)?;
     }
     Ok(())
 }
@@ -361,6 +584,9 @@ fn validate_policy(prefix: &str, p: &TrafficPolicy) -> Result<(), ConfigError> {
     if let Some(h) = &p.hedge {
         hedge(&format!("{prefix}.hedge"), h)?;
     }
+    if let Some(tls) = &p.tls {
+        client_tls(prefix, tls)?;
+    }
     if p.timeout == Some(Duration::ZERO) {
         return Err(ConfigError::invalid(
             format!("{prefix}.timeout"),
@@ -435,7 +661,7 @@ pub(crate) fn dns_label(s: &str) -> Result<(), String> {
 }
 
 /// An RFC 1123 subdomain, lowercase: labels joined by dots.
-fn dns_name(s: &str) -> Result<(), String> {
+pub(crate) fn dns_name(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("must not be empty".to_owned());
     }

@@ -2,10 +2,15 @@
 //!
 //! Each parser returns the reason a value is bad; the caller adds the path and the value.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use super::{ConfigError, LoadBalancer, NxDomainPolicy, Protocol, RetryConcurrencyBudget};
+use super::security::check;
+use super::{
+    CertificateLayout, ConfigError, LoadBalancer, MtlsMode, NxDomainPolicy, OutboundMode, Protocol,
+    RetryConcurrencyBudget,
+};
 use crate::duration::parse_duration;
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -326,6 +331,51 @@ pub(crate) fn retry_concurrency_budget(s: &str) -> Result<RetryConcurrencyBudget
         }
     }
     Ok(b)
+}
+
+/// Parses a default mTLS mode by Istio's name.
+pub(crate) fn mtls_mode(s: &str) -> Result<MtlsMode, String> {
+    MtlsMode::from_name(s).ok_or_else(|| "expected one of STRICT, PERMISSIVE, DISABLE".to_owned())
+}
+
+/// Parses an outbound traffic mode by Istio's name.
+pub(crate) fn outbound_mode(s: &str) -> Result<OutboundMode, String> {
+    OutboundMode::from_name(s).ok_or_else(|| "expected one of ALLOW_ANY, REGISTRY_ONLY".to_owned())
+}
+
+/// Parses a certificate directory layout: `istio`, `spire` or `certManager`.
+pub(crate) fn layout(s: &str) -> Result<CertificateLayout, String> {
+    CertificateLayout::from_name(s)
+        .ok_or_else(|| "expected one of istio, spire, certManager".to_owned())
+}
+
+/// Splits a comma-separated list, trimming pieces and dropping empty ones, and checks each
+/// piece with `rule`.
+pub(crate) fn list(s: &str, rule: fn(&str) -> Result<(), String>) -> Result<Vec<String>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|piece| !piece.is_empty())
+        .map(|piece| {
+            rule(piece)
+                .map(|()| piece.to_owned())
+                .map_err(|e| format!("`{piece}`: {e}"))
+        })
+        .collect()
+}
+
+/// Parses `key=value` pairs separated by commas (pod labels); a value may be empty.
+pub(crate) fn labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for piece in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = piece
+            .split_once('=')
+            .ok_or_else(|| format!("`{piece}`: expected key=value"))?;
+        let (key, value) = (key.trim(), value.trim());
+        check::label_key(key).map_err(|e| format!("`{piece}`: label key {e}"))?;
+        check::label_value(value).map_err(|e| format!("`{piece}`: label value {e}"))?;
+        labels.insert(key.to_owned(), value.to_owned());
+    }
+    Ok(labels)
 }
 
 /// Runs `parse` on `value` and names `path` and `value` in any error.

@@ -1,17 +1,20 @@
 //! Traffic-policy settings in Istio's shapes (`loadBalancer`, `connectionPool`,
-//! `outlierDetection`, `retryBudget`, `portLevelSettings`), shared by DestinationRules and
+//! `outlierDetection`, `retryBudget`, `tls`, `portLevelSettings`), shared by DestinationRules and
 //! mesh's own format. Mesh's own format also takes `outlierDetection.successRate`, which
 //! Istio's API does not have (in a DestinationRule it is an unknown field).
 
+use std::path::PathBuf;
+
 use http::HeaderName;
 
-use super::walk::{Mode, Node, Obj, Walker, shown};
+use super::walk::{Mode, Node, Obj, Walker, join, shown};
 use crate::balance::{DEFAULT_MAGLEV_TABLE_SIZE, MAX_MAGLEV_TABLE_SIZE, MAX_RING_SIZE, is_prime};
 use crate::config::builder::PolicyOverrides;
+use crate::config::security::check;
 use crate::config::values::{self, LbKind};
 use crate::config::{
-    ConfigError, ConnectionPool, ConsistentHash, HashCookie, HashKey, HashTable, OutlierDetection,
-    Protocol, RetryConcurrencyBudget,
+    ClientTls, ClientTlsMode, ConfigError, ConnectionPool, ConsistentHash, HashCookie, HashKey,
+    HashTable, OutlierDetection, Protocol, RetryConcurrencyBudget,
 };
 use crate::outlier::{
     DEFAULT_SUCCESS_RATE_MINIMUM_HOSTS, DEFAULT_SUCCESS_RATE_REQUEST_VOLUME,
@@ -556,10 +559,69 @@ fn policy_fields(o: &mut Obj<'_>, w: &mut Walker) -> Result<PolicyOverrides, Con
     if let Some(n) = o.field("outlierDetection") {
         ov.outlier_detection = Some(Some(outlier_detection(n, w)?));
     }
+    if let Some(n) = o.field("tls") {
+        ov.tls = Some(Some(client_tls(n, w)?));
+    }
+    Ok(ov)
+}
+
+/// Reads `tls` (Istio's `ClientTLSSettings`): `mode` (DISABLE when left out, as in Istio),
+/// the certificate files, `subjectAltNames`, `sni` and `insecureSkipVerify`. Empty strings
+/// are proto3's "unset". `credentialName` and `caCrl` are not implemented.
+pub(crate) fn client_tls(node: Node<'_>, w: &mut Walker) -> Result<ClientTls, ConfigError> {
+    let mut o = node.obj(w)?;
+    let path = o.path().to_owned();
+    let mode = match o.field("mode") {
+        Some(n) => {
+            let text = n.str(w)?;
+            ClientTlsMode::from_name(text).ok_or_else(|| {
+                w.invalid(
+                    &n.path,
+                    text,
+                    "expected one of DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL",
+                )
+            })?
+        }
+        None => ClientTlsMode::Disable,
+    };
+    let mut tls = ClientTls::mode(mode);
+    let text = |o: &mut Obj<'_>, key: &'static str| -> Result<Option<String>, ConfigError> {
+        match o.field(key) {
+            Some(n) => Ok(Some(n.str(w)?.to_owned()).filter(|s| !s.is_empty())),
+            None => Ok(None),
+        }
+    };
+    tls.client_certificate = text(&mut o, "clientCertificate")?.map(PathBuf::from);
+    tls.private_key = text(&mut o, "privateKey")?.map(PathBuf::from);
+    tls.ca_certificates = text(&mut o, "caCertificates")?.map(PathBuf::from);
+    tls.sni = text(&mut o, "sni")?;
+    if let Some(n) = o.field("subjectAltNames") {
+        tls.subject_alt_names = n.strings(w)?;
+    }
+    if let Some(n) = o.field("insecureSkipVerify") {
+        tls.insecure_skip_verify = n.bool(w)?;
+    }
+    if let Some(n) = o.field("credentialName") {
+        // As Istio's validation: a credential name takes the place of the files.
+        let files = [
+            ("clientCertificate", &tls.client_certificate),
+            ("privateKey", &tls.private_key),
+            ("caCertificates", &tls.ca_certificates),
+        ];
+        if let Some((key, _)) = files.iter().find(|(_, f)| f.is_some()) {
+            return Err(w.invalid(&n.path, shown(n.value), format!("cannot be set with {key}")));
+        }
+        w.unsupported(
+            &n,
+            "certificates from Kubernetes secrets are not implemented; use clientCertificate, privateKey and caCertificates",
+        )?;
+    }
     o.unsupported(
         w,
-        "tls",
-        "client TLS settings are not implemented yet; connections are made without them",
+        "caCrl",
+        "certificate revocation lists are not implemented; ignored",
     )?;
-    Ok(ov)
+    o.finish(w)?;
+    check::client_tls(&tls).map_err(|p| w.invalid(&join(&path, p.field), p.value, p.reason))?;
+    Ok(tls)
 }

@@ -405,16 +405,16 @@ kind: Gateway
 metadata: {name: bookinfo-gateway}
 spec: {selector: {istio: ingressgateway}, servers: []}
 ---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: bookinfo}
-spec: {mtls: {mode: STRICT}}
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: vm-1, namespace: bookinfo}
+spec: {address: 10.0.0.9}
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: reviews-v1}
 ---
-kind: ServiceEntry
+kind: EnvoyFilter
 metadata: {name: external}
 ---
 apiVersion: networking.istio.io/v1
@@ -429,9 +429,9 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}}]}]}
         warnings,
         [
             "Gateway bookinfo-gateway: kind: kind Gateway (networking.istio.io/v1) is not supported; document ignored",
-            "PeerAuthentication bookinfo/default: kind: kind PeerAuthentication (security.istio.io/v1) is not supported; document ignored",
+            "WorkloadEntry bookinfo/vm-1: kind: kind WorkloadEntry (networking.istio.io/v1) is not supported; document ignored",
             "Deployment reviews-v1: kind: kind Deployment (apps/v1) is not supported; document ignored",
-            "ServiceEntry external: kind: kind ServiceEntry is not supported; document ignored",
+            "EnvoyFilter external: kind: kind EnvoyFilter is not supported; document ignored",
         ]
     );
 }
@@ -1260,7 +1260,7 @@ spec:
   subsets:
   - name: v1
     labels: {version: v1}
-    trafficPolicy: {tls: {mode: SIMPLE}}
+    trafficPolicy: {tls: {mode: SIMPLE, insecureSkipVerify: true, caCrl: /etc/crl.pem}}
 "#;
     let c = yaml(text).unwrap();
     let v = "VirtualService bookinfo/reviews: spec";
@@ -1280,14 +1280,13 @@ spec:
         format!("{v}.http[2].mirrorPercent"),
         format!("{d}.exportTo"),
         format!("{d}.workloadSelector"),
-        format!("{d}.trafficPolicy.tls"),
         format!("{d}.trafficPolicy.loadBalancer.consistentHash.minimumRingSize"),
         format!("{d}.trafficPolicy.loadBalancer.localityLbSetting"),
         format!("{d}.trafficPolicy.loadBalancer.warmupDurationSecs"),
         format!("{d}.trafficPolicy.connectionPool.tcp.tcpKeepalive"),
         format!("{d}.trafficPolicy.connectionPool.http.useClientProtocol"),
         format!("{d}.trafficPolicy.outlierDetection.consecutiveErrors"),
-        format!("{d}.subsets[0].trafficPolicy.tls"),
+        format!("{d}.subsets[0].trafficPolicy.tls.caCrl"),
     ];
     want.sort_unstable();
     assert_eq!(paths(&c), want);
