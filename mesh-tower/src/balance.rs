@@ -42,7 +42,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
-use crate::endpoint::{EndpointClient, EndpointFuture, EndpointSettings};
+use crate::endpoint::{EndpointClient, EndpointFuture, EndpointSettings, EndpointTls};
 use crate::error::MeshError;
 use crate::timeout::TryTimedOut;
 
@@ -121,10 +121,20 @@ impl Balance {
     pub fn new(
         destination: impl Into<Arc<str>>,
         policy: &TrafficPolicy,
+        endpoints: EndpointWatch,
+    ) -> Self {
+        Self::secured(destination, policy, endpoints, None)
+    }
+
+    /// As [`Balance::new`], with connections secured by `tls`.
+    pub(crate) fn secured(
+        destination: impl Into<Arc<str>>,
+        policy: &TrafficPolicy,
         mut endpoints: EndpointWatch,
+        tls: Option<EndpointTls>,
     ) -> Self {
         let lb = policy.load_balancer.clone();
-        let settings = EndpointSettings::from_policy(policy);
+        let settings = EndpointSettings::from_policy(policy, tls);
         let (stop, stopped) = oneshot::channel();
         let shared = Arc::new(Shared {
             destination: destination.into(),
@@ -356,7 +366,7 @@ impl Shared {
                             EndpointRef(Arc::new(EndpointClient::new(
                                 ep.addr,
                                 stats,
-                                self.settings,
+                                self.settings.clone(),
                             )))
                         }
                     })

@@ -39,7 +39,10 @@ use arc_swap::ArcSwap;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri, header};
 use http_body::Body;
-use mesh_core::config::{DestinationConfig, MeshConfig, SubsetEndpoints};
+use mesh_core::config::{
+    ClientTls, ClientTlsMode, DestinationConfig, MeshConfig, Protocol, SubsetEndpoints,
+    TrafficPolicy,
+};
 use mesh_core::egress::EgressPolicy;
 use mesh_core::name::{NameError, Target, qualify};
 use mesh_core::route::{Headers, HttpRoute, RouteAction, Split, VirtualService};
@@ -48,11 +51,13 @@ use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody};
+use crate::endpoint::EndpointTls;
 use crate::error::MeshError;
 use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
 use crate::local_reply::local_reply;
 use crate::mirror::{MirrorLayer, Shadow};
 use crate::route::{CompiledRoute, Host, Routed};
+use crate::tls::{CertError, Identity, TlsConnector};
 
 /// Why a [`MeshClient`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +87,9 @@ pub enum BuildError {
     /// The DNS resolver could not be set up.
     #[error("discovery: {0}")]
     Discovery(#[source] BoxError),
+    /// The workload's certificates (`security.certificates`) cannot be used.
+    #[error("workload certificates: {0}")]
+    Certificates(#[from] CertError),
 }
 
 /// Builds a [`MeshClient`].
@@ -89,6 +97,7 @@ pub enum BuildError {
 pub struct MeshClientBuilder {
     config: Option<MeshConfig>,
     discover: Option<Arc<dyn Discover>>,
+    identity: Option<Identity>,
 }
 
 impl fmt::Debug for MeshClientBuilder {
@@ -96,6 +105,7 @@ impl fmt::Debug for MeshClientBuilder {
         f.debug_struct("MeshClientBuilder")
             .field("config", &self.config)
             .field("custom_discovery", &self.discover.is_some())
+            .field("identity", &self.identity.as_ref().map(Identity::id))
             .finish()
     }
 }
@@ -113,7 +123,16 @@ impl MeshClientBuilder {
         self
     }
 
-    /// Validates the config and builds the client.
+    /// The workload identity for mutual TLS (otherwise the config's
+    /// `security.certificates`, if any); share one with the workload's `MeshServer`.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Validates the config and builds the client; loads the workload's certificates when
+    /// the config names them and no identity was given (call inside a tokio runtime, which
+    /// runs their reload task).
     pub fn build(self) -> Result<MeshClient, BuildError> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
@@ -126,6 +145,11 @@ impl MeshClientBuilder {
                 DnsDiscovery::new(&config.discovery)
                     .map_err(|e| BuildError::Discovery(e.into()))?,
             ),
+        };
+        let identity = match (self.identity, &config.security.certificates) {
+            (Some(identity), _) => Some(identity),
+            (None, Some(files)) => Some(Identity::from_files(files)?),
+            (None, None) => None,
         };
         let workload = &config.workload;
         let policies = config
@@ -177,6 +201,7 @@ impl MeshClientBuilder {
                 egress: EgressPolicy::new(&config),
                 config,
                 discover,
+                identity,
                 policies,
                 virtual_hosts,
                 by_authority: ArcSwap::default(),
@@ -199,6 +224,8 @@ pub struct MeshClient {
 struct Inner {
     config: MeshConfig,
     discover: Arc<dyn Discover>,
+    /// The workload identity for ISTIO_MUTUAL connections.
+    identity: Option<Identity>,
     /// Which hosts may be called; asked once per host.
     egress: EgressPolicy,
     policies: Vec<PolicyEntry>,
@@ -534,8 +561,15 @@ impl Inner {
                     None => self.discover.watch(target),
                 };
                 let name: Arc<str> = base.into();
+                let tls = match self.endpoint_tls(target, policy) {
+                    Ok(tls) => tls,
+                    Err(reason) => {
+                        drop(backends);
+                        return self.failing_backend(name, reason);
+                    }
+                };
                 tracing::debug!(backend = %name, configured = entry.is_some(), "new backend");
-                Arc::new(Backend::new(name, policy, endpoints))
+                Arc::new(Backend::new(name, policy, endpoints, tls))
             }
             Some(subset) => {
                 let name: Arc<str> = format!("{base} subset {subset}").into();
@@ -559,8 +593,15 @@ impl Inner {
                         }
                     }
                 };
+                let tls = match self.endpoint_tls(target, &found.policy) {
+                    Ok(tls) => tls,
+                    Err(reason) => {
+                        drop(backends);
+                        return self.failing_backend(name, reason);
+                    }
+                };
                 tracing::debug!(backend = %name, "new subset backend");
-                Arc::new(Backend::new(name, &found.policy, endpoints))
+                Arc::new(Backend::new(name, &found.policy, endpoints, tls))
             }
         };
         backends.insert(key, backend.clone());
@@ -574,7 +615,75 @@ impl Inner {
             name,
             &self.config.defaults,
             unresolved(reason),
+            None,
         ))
+    }
+
+    /// How connections to `target` are secured under `policy`'s `tls` (Istio's
+    /// `trafficPolicy.tls`); when unset, automatic mTLS: ISTIO_MUTUAL to hosts of the
+    /// cluster (`*.svc.<cluster domain>`) when the client has a workload identity, plaintext
+    /// otherwise. An ISTIO_MUTUAL server must present `subjectAltNames`, or else the identity
+    /// of `security.identityTemplate` for the destination's service and namespace. The error
+    /// says why the settings cannot be used (such as ISTIO_MUTUAL without an identity).
+    fn endpoint_tls(
+        &self,
+        target: &Target,
+        policy: &TrafficPolicy,
+    ) -> Result<Option<EndpointTls>, String> {
+        let config = &self.config;
+        let fqdn = match target {
+            Target::Host { fqdn, .. } | Target::Srv { fqdn } => Some(fqdn.as_str()),
+            Target::Addr(_) => None,
+        };
+        // `<service>.<namespace>.svc.<cluster domain>`, after any SRV `_service._proto.`.
+        let in_cluster = fqdn.and_then(|fqdn| {
+            let rest = fqdn
+                .trim_end_matches('.')
+                .strip_suffix(config.workload.cluster_domain.as_str())?
+                .strip_suffix(".svc.")?;
+            let mut labels = rest.split('.').filter(|l| !l.starts_with('_'));
+            Some((labels.next()?, labels.next()?))
+        });
+        let automatic;
+        let settings = match &policy.tls {
+            Some(tls) => tls,
+            None if self.identity.is_some() && in_cluster.is_some() => {
+                automatic = ClientTls::mode(ClientTlsMode::IstioMutual);
+                &automatic
+            }
+            None => return Ok(None),
+        };
+        if settings.mode == ClientTlsMode::Disable {
+            return Ok(None);
+        }
+        let expected = match (settings.mode, in_cluster) {
+            _ if !settings.subject_alt_names.is_empty() => settings.subject_alt_names.clone(),
+            (ClientTlsMode::IstioMutual, Some((service, namespace))) => {
+                vec![ClientTls::expected_identity(
+                    &config.security.identity_template,
+                    &config.workload.trust_domain,
+                    namespace,
+                    service,
+                )]
+            }
+            _ => Vec::new(),
+        };
+        let alpn = match policy.protocol {
+            Protocol::Http2 => vec![b"h2".to_vec()],
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+        };
+        let connector = TlsConnector::new(settings, self.identity.as_ref(), expected, alpn)
+            .map_err(|e| format!("tls {:?}: {e}", settings.mode))?;
+        let server_name: Arc<str> = match (&settings.sni, fqdn, target) {
+            (Some(sni), _, _) => sni.as_str().into(),
+            (None, Some(fqdn), _) => fqdn.trim_end_matches('.').into(),
+            (None, None, Target::Addr(addr)) => addr.ip().to_string().into(),
+            (None, None, _) => "".into(),
+        };
+        Ok(Some(EndpointTls {
+            connector,
+            server_name,
+        }))
     }
 }
 

@@ -24,7 +24,8 @@ use hyper_util::client::legacy::connect::{
     CaptureConnection, Connected, Connection, capture_connection,
 };
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+
+use crate::transport::ClientStream;
 
 /// How many requests one connection has been given; shared by the connection's metadata.
 #[derive(Clone, Debug, Default)]
@@ -49,14 +50,14 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub(crate) struct CountedIo {
         #[pin]
-        io: TokioIo<TcpStream>,
+        io: TokioIo<ClientStream>,
         uses: Option<ConnectionUses>,
     }
 }
 
 impl CountedIo {
     /// Wraps `stream`; `counted` gives it a use counter.
-    pub(crate) fn new(stream: TcpStream, counted: bool) -> Self {
+    pub(crate) fn new(stream: ClientStream, counted: bool) -> Self {
         Self {
             io: TokioIo::new(stream),
             uses: counted.then(ConnectionUses::default),
@@ -155,6 +156,8 @@ impl UseTracker {
 
 #[cfg(test)]
 mod tests {
+    use tokio::net::TcpStream;
+
     use super::*;
 
     async fn pair() -> (TcpStream, TcpStream) {
@@ -169,7 +172,7 @@ mod tests {
     #[tokio::test]
     async fn a_counted_connection_carries_its_counter_in_its_metadata() {
         let (client, _server) = pair().await;
-        let io = CountedIo::new(client, true);
+        let io = CountedIo::new(ClientStream::Plain(client), true);
         let mut extras = Extensions::new();
         io.connected().get_extras(&mut extras);
         let uses = extras.get::<ConnectionUses>().expect("a use counter");
@@ -193,7 +196,7 @@ mod tests {
     #[tokio::test]
     async fn an_uncounted_connection_has_no_counter() {
         let (client, _server) = pair().await;
-        let io = CountedIo::new(client, false);
+        let io = CountedIo::new(ClientStream::Plain(client), false);
         let mut extras = Extensions::new();
         io.connected().get_extras(&mut extras);
         assert!(extras.get::<ConnectionUses>().is_none());

@@ -29,12 +29,21 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::conn_limit::{CountedIo, UseTracker};
 use crate::error::MeshError;
+use crate::tls::{HandshakeError, TlsConnector};
+use crate::transport::ClientStream;
 
 /// How long an idle pooled connection is kept when `idleTimeout` is unset: Istio's default.
 pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// How connections to an endpoint are secured: the connector and the server name (SNI) sent.
+#[derive(Clone, Debug)]
+pub(crate) struct EndpointTls {
+    pub(crate) connector: TlsConnector,
+    pub(crate) server_name: Arc<str>,
+}
+
 /// How connections to an endpoint are made and pooled.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct EndpointSettings {
     pub(crate) protocol: Protocol,
     pub(crate) connect_timeout: Duration,
@@ -42,13 +51,15 @@ pub(crate) struct EndpointSettings {
     pub(crate) idle_timeout: Duration,
     /// Requests one connection carries before it is retired; `None` is no limit.
     pub(crate) max_requests_per_connection: Option<NonZeroU32>,
+    /// TLS, when connections are secured; `None` is plaintext.
+    pub(crate) tls: Option<EndpointTls>,
 }
 
 impl EndpointSettings {
     /// The settings of `policy`: its protocol, its connect timeout and its
     /// `connectionPool.http` `idleTimeout` (zero or unset: 1 hour) and
-    /// `maxRequestsPerConnection` (zero or unset: no limit).
-    pub(crate) fn from_policy(policy: &TrafficPolicy) -> Self {
+    /// `maxRequestsPerConnection` (zero or unset: no limit); TLS by `tls`.
+    pub(crate) fn from_policy(policy: &TrafficPolicy, tls: Option<EndpointTls>) -> Self {
         let pool = &policy.connection_pool;
         Self {
             protocol: policy.protocol,
@@ -58,6 +69,7 @@ impl EndpointSettings {
                 .filter(|t| !t.is_zero())
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_connection: pool.max_requests_per_connection.and_then(NonZeroU32::new),
+            tls,
         }
     }
 }
@@ -91,6 +103,7 @@ impl EndpointClient {
             addr,
             timeout: settings.connect_timeout,
             counted: settings.max_requests_per_connection.is_some(),
+            tls: settings.tls,
         };
         Self {
             addr,
@@ -197,6 +210,7 @@ pub(crate) struct Connector {
     timeout: Duration,
     /// Whether connections carry a use counter (`maxRequestsPerConnection`).
     counted: bool,
+    tls: Option<EndpointTls>,
 }
 
 /// Why a connection could not be made.
@@ -219,6 +233,15 @@ pub enum ConnectError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS handshake failed; the error says why (expired, unknown CA, wrong identity...).
+    #[error("connect to {addr}: {source}")]
+    Tls {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: HandshakeError,
+    },
 }
 
 type ConnectFuture =
@@ -235,15 +258,30 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, _uri: Uri) -> Self::Future {
         let (addr, timeout, counted) = (self.addr, self.timeout, self.counted);
+        let tls = self.tls.clone();
         Box::pin(async move {
-            let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            // The connect timeout bounds the TCP connect and the TLS handshake together.
+            let connect = async {
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| ConnectError::Io { addr, source })?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|source| ConnectError::Io { addr, source })?;
+                let stream = match tls {
+                    None => ClientStream::Plain(stream),
+                    Some(tls) => ClientStream::Tls(Box::new(
+                        tls.connector
+                            .connect(&tls.server_name, stream)
+                            .await
+                            .map_err(|source| ConnectError::Tls { addr, source })?,
+                    )),
+                };
+                Ok(CountedIo::new(stream, counted))
+            };
+            tokio::time::timeout(timeout, connect)
                 .await
                 .map_err(|_| ConnectError::Timeout { addr, timeout })?
-                .map_err(|source| ConnectError::Io { addr, source })?;
-            stream
-                .set_nodelay(true)
-                .map_err(|source| ConnectError::Io { addr, source })?;
-            Ok(CountedIo::new(stream, counted))
         })
     }
 }

@@ -26,6 +26,7 @@ use tower_service::Service;
 use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
 use crate::breaker::{Breaker, BreakerLayer};
+use crate::endpoint::EndpointTls;
 use crate::fault::{FaultLayer, FaultService};
 use crate::hedge::{Hedge, HedgeLayer};
 use crate::limit::{
@@ -67,14 +68,19 @@ pub(crate) struct Backend {
 
 impl Backend {
     /// A backend balancing over `endpoints` by `policy`, with its pool limits.
-    pub(crate) fn new(name: Arc<str>, policy: &TrafficPolicy, endpoints: EndpointWatch) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        policy: &TrafficPolicy,
+        endpoints: EndpointWatch,
+        tls: Option<EndpointTls>,
+    ) -> Self {
         let limits = PoolLimits::new(&policy.connection_pool, policy.protocol);
         let retry_limits = RetryLimits::new(
             policy.connection_pool.max_retries,
             policy.retry_concurrency_budget,
         );
         Self {
-            balance: Balance::new(name.clone(), policy, endpoints),
+            balance: Balance::secured(name.clone(), policy, endpoints, tls),
             breaker: BreakerLayer::new(name.clone(), limits),
             retries: retry::Destination::new(name.clone(), &policy.retries, retry_limits),
             hedge: HedgeLayer::new(name.clone(), policy.hedge),

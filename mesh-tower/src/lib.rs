@@ -33,6 +33,7 @@ pub mod server;
 pub mod testing;
 pub mod timeout;
 pub mod tls;
+mod transport;
 
 pub use body::{RequestBody, ResponseBody};
 pub use client::{BuildError, MeshClient, MeshClientBuilder, ResponseFuture};

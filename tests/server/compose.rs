@@ -16,7 +16,8 @@ async fn the_stack_composes_into_an_axum_server() {
         rate_limit: Some(TokenBucketConfig::new(2, 1, Duration::from_secs(60))),
         ..ServerConfig::default()
     };
-    let router = app(Arc::new(Gate::default())).layer(ServerLayer::new("tester", &config));
+    let router = app(Arc::new(Gate::default()))
+        .layer(ServerLayer::new("tester", &config).expect("a stack without policies"));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });

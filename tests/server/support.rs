@@ -144,9 +144,14 @@ impl Running {
         let addr = listener.local_addr().expect("bound");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = MeshServer::new(config).name("tester");
-        let task = tokio::spawn(server.serve(listener, app, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            server
+                .serve(listener, app, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the test server starts");
+        });
         Running {
             addr,
             stop: Some(stop),

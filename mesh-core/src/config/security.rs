@@ -25,7 +25,7 @@ pub const DEFAULT_IDENTITY_TEMPLATE: &str = "spiffe://{trust_domain}/ns/{namespa
 pub struct SecurityConfig {
     /// Where the workload's certificate, key and trust bundle are read from; `None` when the
     /// workload has no identity of its own (then nothing is mutual TLS unless a
-    /// [`MeshClientBuilder`]/`MeshServer` is given an identity in code).
+    /// `MeshClientBuilder` or `MeshServer` is given an identity in code).
     pub certificates: Option<CertificateFiles>,
     /// Istio's root namespace (`istio-system`): policies there apply to every workload.
     pub root_namespace: String,

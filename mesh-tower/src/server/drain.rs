@@ -13,11 +13,12 @@ use http::{Request, Response, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tower::util::Oneshot;
 
+use super::Peer;
 use crate::BoxError;
+use crate::tls::ServerIo;
 
 /// Where a server is in its shutdown; each phase follows the one before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,6 +116,8 @@ struct ConnService<S> {
     stack: S,
     shutdown: Arc<Shutdown>,
     conn: Arc<ConnState>,
+    /// The connection's caller, given to every request as an extension.
+    peer: Peer,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for ConnService<S>
@@ -126,7 +129,8 @@ where
     type Error = Infallible;
     type Future = DrainFuture<Oneshot<S, Request<Incoming>>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.peer.clone());
         let http1 = req.version() < Version::HTTP_2;
         if !http1 {
             self.conn.saw_h2();
@@ -173,7 +177,8 @@ where
 /// Serves one accepted connection until it closes, following the shutdown phases.
 pub(super) async fn connection<S, B>(
     builder: Arc<auto::Builder<StreamExecutor>>,
-    stream: TcpStream,
+    stream: ServerIo,
+    peer: Peer,
     stack: S,
     shutdown: Arc<Shutdown>,
 ) where
@@ -192,6 +197,7 @@ pub(super) async fn connection<S, B>(
         stack,
         shutdown,
         conn: conn.clone(),
+        peer,
     };
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);

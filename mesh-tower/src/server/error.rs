@@ -81,6 +81,26 @@ impl ServerError {
     }
 }
 
+/// Why a server stack could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerBuildError {
+    /// A RequestAuthentication rule cannot be used (such as an inline JWKS without a usable
+    /// key).
+    #[error("request authentication: {0}")]
+    Authn(#[from] crate::authn::AuthnError),
+    /// An AuthorizationPolicy cannot be compiled.
+    #[error(transparent)]
+    Authz(#[from] mesh_core::authz::AuthzError),
+    /// The workload's certificates cannot be used, or the mTLS mode needs certificates the
+    /// server was not given.
+    #[error("workload certificates: {0}")]
+    Certificates(#[from] crate::tls::CertError),
+    /// The listener's address cannot be read.
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
 impl LimitError for ServerError {
     fn limited(name: &Arc<str>, limited: Limited) -> Self {
         ServerError::Limited {

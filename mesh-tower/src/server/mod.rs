@@ -5,10 +5,13 @@
 //!
 //! | layer | does |
 //! |---|---|
-//! | [`ReplyLayer`] | answers every [`ServerError`] with a local reply: 429 `local_rate_limited`, 503 `overloaded` with `x-mesh-overloaded: true`, 400 for a malformed deadline header, 504 for a deadline passed on arrival, 500 for an application error |
+//! | listener ([`MeshServer`] only) | TLS by the peer-authentication mode (`ServerSecurity::mtls`): STRICT (mutual TLS only), PERMISSIVE (mutual TLS and plaintext on one port, told apart by the first byte), DISABLE; every request gets a [`Peer`] extension with the caller's address and verified SPIFFE identity |
+//! | [`ReplyLayer`] | answers every [`ServerError`] with a local reply: 429 `local_rate_limited`, 503 `overloaded` with `x-mesh-overloaded: true`, 400 for a malformed deadline header, 504 for a deadline passed on arrival, 401 for an invalid token, 403 `RBAC: access denied`, 500 for an application error |
 //! | [`ContextLayer`] | reads the inbound deadline (`x-mesh-timeout-ms`, or `grpc-timeout` of gRPC requests) and runs the handler inside a [`RequestContext`](crate::context::RequestContext) carrying it, for the client stack to bound the outbound calls made while handling the request |
 //! | [`RateLimitLayer`] | the local rate limit (`ServerConfig::rate_limit`) |
 //! | [`ConcurrencyLimitLayer`] | the concurrency limit (`ServerConfig::concurrency_limit`), each request counted until its response body ends |
+//! | [`AuthnLayer`] | JWT request authentication (`ServerSecurity::jwt_rules`, Istio's RequestAuthentication): a valid token becomes a [`RequestAuth`](crate::authn::RequestAuth) extension, an invalid one a 401; no token passes without one |
+//! | [`AuthzLayer`] | authorization policies (`ServerSecurity::authorization`): DENY, then ALLOW, then allow when no ALLOW policy applies; denied is 403 |
 //! | [`AppLayer`] | the application; its errors become [`ServerError::App`] |
 //!
 //! [`ServerLayer`] is the whole stack as one layer, for a server of your own (for example
@@ -49,7 +52,7 @@
 //!     Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
 //! });
 //! // With an axum `Router`: `router.layer(ServerLayer::new(...))`.
-//! let service = ServerLayer::new("reviews", &ServerConfig::default()).layer(app);
+//! let service = ServerLayer::new("reviews", &ServerConfig::default()).unwrap().layer(app);
 //! let req = http::Request::get("/").header("x-mesh-timeout-ms", "soon").body(()).unwrap();
 //! let res = service.oneshot(req).await.unwrap();
 //! assert_eq!(res.status(), 400);
@@ -61,9 +64,12 @@ use std::sync::Arc;
 use mesh_core::config::ServerConfig;
 use tower_layer::Layer;
 
+use crate::authn::{AuthnLayer, AuthnService};
+use crate::authz::{AuthzLayer, AuthzService};
 use crate::limit::{
     ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
 };
+use mesh_core::authz::Authorizer;
 
 mod app;
 mod capture;
@@ -77,7 +83,7 @@ mod tests;
 
 pub use app::{AppFuture, AppLayer, AppService};
 pub use capture::{ContextFuture, ContextLayer, ContextService};
-pub use error::ServerError;
+pub use error::{ServerBuildError, ServerError};
 pub use peer::Peer;
 pub use reply::{
     OVERLOADED_HEADER, ReplyFuture, ReplyLayer, ReplyService, ServerBody, ServerReply, local_reply,
@@ -88,8 +94,11 @@ pub use serve::MeshServer;
 pub(crate) const DEFAULT_NAME: &str = "inbound";
 
 /// The whole server stack around an application `S`: see the [module documentation](self).
-pub type ServerService<S> =
-    ReplyService<ContextService<RateLimitService<ConcurrencyLimitService<AppService<S>>>>>;
+pub type ServerService<S> = ReplyService<
+    ContextService<
+        RateLimitService<ConcurrencyLimitService<AuthnService<AuthzService<AppService<S>>>>>,
+    >,
+>;
 
 /// Applies the server stack ([`ServerService`]) as [`ServerConfig`] says; every service it
 /// makes (and every clone) shares one rate limit and one concurrency limit.
@@ -98,13 +107,19 @@ pub struct ServerLayer {
     context: ContextLayer,
     rate_limit: RateLimitLayer,
     concurrency_limit: ConcurrencyLimitLayer,
+    authn: AuthnLayer,
+    authz: AuthzLayer,
 }
 
 impl ServerLayer {
-    /// The stack of `config`; `name` labels the limits' metrics.
-    pub fn new(name: impl Into<Arc<str>>, config: &ServerConfig) -> Self {
+    /// The stack of `config`; `name` labels the limits' metrics. Fails when a JWT rule or
+    /// an authorization policy of `config.security` cannot be used.
+    pub fn new(name: impl Into<Arc<str>>, config: &ServerConfig) -> Result<Self, ServerBuildError> {
         let name = name.into();
-        Self {
+        let security = &config.security;
+        Ok(Self {
+            authn: AuthnLayer::new(&security.jwt_rules)?,
+            authz: AuthzLayer::new(Authorizer::new(&security.authorization)?),
             context: ContextLayer::new().propagate_deadline(config.propagate_deadline),
             rate_limit: RateLimitLayer::optional(name.clone(), config.rate_limit, Side::Server),
             concurrency_limit: ConcurrencyLimitLayer::optional(
@@ -112,7 +127,7 @@ impl ServerLayer {
                 config.concurrency_limit.map(|max| max as usize),
                 Side::Server,
             ),
-        }
+        })
     }
 }
 
@@ -125,7 +140,8 @@ impl<S> Layer<S> for ServerLayer {
         // authentication and authorization go between the limits and the application, so
         // a rejected caller costs a token and a slot but never reaches the handler.
         let app = AppLayer::new().layer(app);
-        // Slot: authorization, then authentication, around `app`.
+        let app = self.authz.layer(app);
+        let app = self.authn.layer(app);
         let app = self.concurrency_limit.layer(app);
         let app = self.rate_limit.layer(app);
         let app = self.context.layer(app);

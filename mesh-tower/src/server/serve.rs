@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,19 +11,24 @@ use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::server::conn::auto;
-use mesh_core::config::ServerConfig;
-use tokio::net::TcpListener;
+use mesh_core::config::{MeshConfig, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower_layer::Layer;
 
 use super::drain::{Phase, Shutdown, connection};
-use super::{DEFAULT_NAME, ServerLayer};
+use super::{DEFAULT_NAME, Peer, ServerBuildError, ServerLayer};
 use crate::BoxError;
+use crate::tls::{Identity, ServerIo, TlsAcceptor};
 
 /// How long accepting pauses after an error that is not about one connection (such as
 /// running out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a new connection may take to say whether it speaks TLS and to finish its
+/// handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The mesh server: the server stack around an application, on one listener, with graceful
 /// shutdown (see the [module documentation](super) for what happens when).
@@ -45,22 +51,45 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// MeshServer::new(ServerConfig::default())
 ///     .name("reviews")
 ///     .serve(listener, app, shutdown)
-///     .await;
+///     .await
+///     .expect("a server without TLS or policies always starts");
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]
 pub struct MeshServer {
     config: ServerConfig,
     name: Arc<str>,
+    identity: Option<Identity>,
 }
 
 impl MeshServer {
-    /// A server with `config`, named `inbound`.
+    /// A server with `config`, named `inbound`, without a workload identity (so plaintext
+    /// only, unless [`MeshServer::identity`] gives it one).
     pub fn new(config: ServerConfig) -> Self {
         Self {
             config,
             name: Arc::from(DEFAULT_NAME),
+            identity: None,
         }
+    }
+
+    /// The server of a workload's whole configuration: [`MeshConfig::inbound`] (the server
+    /// settings with the security documents that apply to the workload), named after the
+    /// workload's service, with the workload's certificates when the configuration names
+    /// them (reloaded when the files change; call inside a tokio runtime).
+    pub fn from_config(config: &MeshConfig) -> Result<Self, ServerBuildError> {
+        let mut server = Self::new(config.inbound()).name(config.workload.service.clone());
+        if let Some(files) = &config.security.certificates {
+            server.identity = Some(Identity::from_files(files)?);
+        }
+        Ok(server)
+    }
+
+    /// The workload identity presented to callers and whose trust bundle verifies them;
+    /// share one with the workload's `MeshClient`.
+    pub fn identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     /// The name its metrics carry (`name` label), such as the service's.
@@ -75,7 +104,7 @@ impl MeshServer {
     }
 
     /// The server stack as one layer, for a server of your own; each call makes new limits.
-    pub fn layer(&self) -> ServerLayer {
+    pub fn layer(&self) -> Result<ServerLayer, ServerBuildError> {
         ServerLayer::new(self.name.clone(), &self.config)
     }
 
@@ -84,13 +113,15 @@ impl MeshServer {
     ///
     /// `app` is any cloneable `tower::Service` of `http::Request<hyper::body::Incoming>`,
     /// typically an axum `Router`; each connection gets a clone. Its errors become 500
-    /// answers.
+    /// answers. Fails at once, before serving, when the security settings cannot be used
+    /// (STRICT mTLS without an identity, an unusable JWT rule or policy).
     pub async fn serve<S, B>(
         self,
         listener: TcpListener,
         app: S,
         shutdown: impl Future<Output = ()>,
-    ) where
+    ) -> Result<(), ServerBuildError>
+    where
         S: tower_service::Service<Request<Incoming>, Response = Response<B>>
             + Clone
             + Send
@@ -101,7 +132,15 @@ impl MeshServer {
         B::Data: Into<Bytes> + Send,
         B::Error: Into<BoxError>,
     {
-        let stack = self.layer().layer(app);
+        let stack = self.layer()?.layer(app);
+        let local = listener.local_addr().map_err(ServerBuildError::Listener)?;
+        let security = &self.config.security;
+        let acceptor = Arc::new(TlsAcceptor::new(
+            security.mtls_for_port(local.port()),
+            self.identity.clone(),
+            security.trust_domains.clone(),
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        )?);
         let state = Arc::new(Shutdown::new());
         let builder = Arc::new(auto::Builder::new(state.executor()));
         let mut connections = JoinSet::new();
@@ -111,12 +150,15 @@ impl MeshServer {
                 biased;
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
+                    Ok((stream, addr)) => {
                         let _ = stream.set_nodelay(true);
                         let gauge = Gauge::open(&self.name);
-                        let task = connection(builder.clone(), stream, stack.clone(), state.clone());
+                        let (builder, stack, state) = (builder.clone(), stack.clone(), state.clone());
+                        let acceptor = acceptor.clone();
                         connections.spawn(async move {
-                            task.await;
+                            if let Some((io, peer)) = handshake(&acceptor, stream, addr, local).await {
+                                connection(builder, io, peer, stack, state).await;
+                            }
                             drop(gauge);
                         });
                     }
@@ -132,6 +174,7 @@ impl MeshServer {
         // New connections are refused from now on.
         drop(listener);
         self.drain(&state, &mut connections).await;
+        Ok(())
     }
 
     /// Walks the shutdown phases until every connection is gone.
@@ -167,6 +210,35 @@ impl MeshServer {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Runs the TLS handshake the peer-authentication mode asks for (none for plaintext), within
+/// [`HANDSHAKE_TIMEOUT`]; a failed one is logged and the connection dropped.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    addr: SocketAddr,
+    local: SocketAddr,
+) -> Option<(ServerIo, Peer)> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(accepted)) => Some((
+            accepted.io,
+            Peer {
+                addr,
+                local,
+                identity: accepted.identity,
+                tls: accepted.tls,
+            },
+        )),
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %addr, error = %e, "connection refused");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(peer = %addr, "TLS handshake timed out");
+            None
         }
     }
 }

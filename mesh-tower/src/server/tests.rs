@@ -56,7 +56,7 @@ where
 }
 
 fn stack(config: &ServerConfig) -> ServerLayer {
-    ServerLayer::new("tester", config)
+    ServerLayer::new("tester", config).expect("a stack without policies")
 }
 
 #[tokio::test(start_paused = true)]
