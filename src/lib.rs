@@ -26,7 +26,11 @@ pub use mesh_dns as dns;
 pub use mesh_tower as tower;
 
 pub use mesh_core::{ConfigError, MeshConfig};
+pub use mesh_core::identity::SpiffeId;
+pub use mesh_tower::authn::RequestAuth;
 pub use mesh_tower::context::RequestContext;
+pub use mesh_tower::server::Peer;
+pub use mesh_tower::tls::{DevCa, Identity};
 pub use mesh_tower::{
     BuildError, LocalReply, MeshClient, MeshClientBuilder, MeshError, MeshServer,
 };
@@ -36,7 +40,9 @@ pub mod prelude {
     pub use mesh_core::MeshConfig;
     pub use mesh_core::config::{DestinationBuilder, LoadBalancer, Protocol};
     pub use mesh_tower::context::RequestContext;
-    pub use mesh_tower::server::ServerLayer;
+    pub use mesh_tower::authn::RequestAuth;
+    pub use mesh_tower::server::{Peer, ServerLayer};
+    pub use mesh_tower::tls::Identity;
     pub use mesh_tower::{MeshClient, MeshServer, RequestBody, ResponseBody};
 }
 

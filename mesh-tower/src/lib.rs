@@ -1,12 +1,14 @@
-//! Tower layers of mesh: the client stack that discovers, balances, times out and retries,
-//! and the server stack that limits, reads deadlines and shuts down gracefully.
+//! Tower layers of mesh: the client stack that discovers, balances, times out, retries and
+//! connects with mutual TLS, and the server stack that accepts by peer-authentication mode,
+//! authenticates tokens, authorizes, limits, reads deadlines and shuts down gracefully.
 //!
 //! Most users want [`MeshClient`]: one `tower::Service<http::Request<B>>` usable wherever a
 //! hyper client is, configured from code or [`MeshClient::from_env`]; and [`MeshServer`] (or
 //! [`server::ServerLayer`] on an axum `Router`) for inbound requests. The layers they are
 //! made of are public too ([`balance`], [`timeout`], [`retry`], [`hedge`], [`limit`],
-//! [`local_reply`], [`server`]) for stacks of your own; [`context`] is what the two stacks
-//! share.
+//! [`local_reply`], [`server`], [`authn`], [`authz`]) for stacks of your own; [`context`] is
+//! what the two stacks share, and [`tls`] holds the workload identity (certificates that
+//! reload from files, and a development CA) both use.
 #![forbid(unsafe_code)]
 
 pub mod authn;
