@@ -25,8 +25,8 @@ pub use mesh_core as core;
 pub use mesh_dns as dns;
 pub use mesh_tower as tower;
 
-pub use mesh_core::{ConfigError, MeshConfig};
 pub use mesh_core::identity::SpiffeId;
+pub use mesh_core::{ConfigError, MeshConfig};
 pub use mesh_tower::authn::RequestAuth;
 pub use mesh_tower::context::RequestContext;
 pub use mesh_tower::server::Peer;
@@ -39,8 +39,8 @@ pub use mesh_tower::{
 pub mod prelude {
     pub use mesh_core::MeshConfig;
     pub use mesh_core::config::{DestinationBuilder, LoadBalancer, Protocol};
-    pub use mesh_tower::context::RequestContext;
     pub use mesh_tower::authn::RequestAuth;
+    pub use mesh_tower::context::RequestContext;
     pub use mesh_tower::server::{Peer, ServerLayer};
     pub use mesh_tower::tls::Identity;
     pub use mesh_tower::{MeshClient, MeshServer, RequestBody, ResponseBody};

@@ -720,7 +720,7 @@ fn label(l: &str, underscore: bool) -> Result<(), String> {
 
 /// A Kubernetes label value, such as a version: up to 63 of `A-Za-z0-9._-`, starting and
 /// ending with a letter or digit.
-fn label_value(s: &str) -> Result<(), String> {
+pub(super) fn label_value(s: &str) -> Result<(), String> {
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if s.is_empty() || s.len() > 63 {
         return Err("must be 1 to 63 characters".to_owned());

@@ -240,24 +240,10 @@ pub(crate) fn label_value(s: &str) -> Result<(), String> {
     label_name(s)
 }
 
-/// Up to 63 of `A-Za-z0-9-_.`, starting and ending with a letter or digit.
+/// Up to 63 of `A-Za-z0-9-_.`, starting and ending with a letter or digit: a label name's
+/// last part, or a non-empty label value.
 fn label_name(s: &str) -> Result<(), String> {
-    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if s.is_empty() || s.len() > 63 {
-        return Err("must be 1 to 63 characters".to_owned());
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        || !alnum(s.chars().next())
-        || !alnum(s.chars().last())
-    {
-        return Err(
-            "may hold only A-Z, a-z, 0-9, `-`, `_` and `.`, and must start and end with a letter or digit"
-                .to_owned(),
-        );
-    }
-    Ok(())
+    super::super::validate::label_value(s)
 }
 
 /// The placeholders an identity template may hold.
