@@ -1001,7 +1001,7 @@ spec:
   targetRef: {kind: Gateway, group: gateway.networking.k8s.io, name: gw}
   jwtRules:
   - issuer: a
-    jwks: '{"keys": []}'
+    jwks: '{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}'
     timeout: 3s
     spaceDelimitedClaims: [scope]
 ---

@@ -127,14 +127,89 @@ impl ConditionValues {
     }
 }
 
-/// An inline JSON Web Key Set: JSON with a `keys` array.
+/// An inline JSON Web Key Set: JSON with a `keys` array holding at least one key tokens can
+/// be verified with, as the server's JWT layer reads them (RSA, EC on P-256 or P-384, or
+/// Ed25519; not for encryption, not for an algorithm mesh refuses), each such key with the
+/// fields its type needs. Without this a set no server can use is only refused when the
+/// server starts, far from the document.
 pub(crate) fn jwks(s: &str) -> Result<(), String> {
     let value: serde_json::Value =
         serde_json::from_str(s).map_err(|e| format!("expected a JSON Web Key Set: {e}"))?;
-    match value.get("keys") {
-        Some(serde_json::Value::Array(_)) => Ok(()),
-        _ => Err("expected a JSON Web Key Set: an object with a `keys` array".to_owned()),
+    let Some(serde_json::Value::Array(keys)) = value.get("keys") else {
+        return Err("expected a JSON Web Key Set: an object with a `keys` array".to_owned());
+    };
+    let mut usable = false;
+    for (i, key) in keys.iter().enumerate() {
+        usable |= usable_jwk(key).map_err(|e| format!("keys[{i}]: {e}"))?;
     }
+    if usable {
+        Ok(())
+    } else {
+        Err("the JWKS has no usable key (RSA, EC on P-256 or P-384, or Ed25519)".to_owned())
+    }
+}
+
+/// Whether `jwk` is a key the server verifies tokens with; an error when it is of such a
+/// type but a field is missing or of the wrong type (the same rules and words as the key
+/// set of `mesh-tower`'s JWT layer).
+fn usable_jwk(jwk: &serde_json::Value) -> Result<bool, String> {
+    use serde_json::Value;
+
+    use crate::jwt::{JwtAlg, KeyType};
+
+    let obj = jwk.as_object().ok_or("not a JSON object")?;
+    let field = |name: &str| match obj.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
+        Some(_) => Err(format!("[{name}] is not a non-empty string")),
+        None => Err(format!("[{name}] is missing")),
+    };
+    let kty = field("kty")?;
+    if obj.get("use").and_then(Value::as_str) == Some("enc") {
+        return Ok(false);
+    }
+    let alg = match obj.get("alg") {
+        None => None,
+        Some(Value::String(name)) => match JwtAlg::from_name(name) {
+            Ok(alg) => Some(alg),
+            // HMAC, encryption, or an algorithm mesh does not verify.
+            Err(_) => return Ok(false),
+        },
+        Some(_) => return Err("[alg] is not a string".to_owned()),
+    };
+    let kind = match kty {
+        "RSA" => {
+            field("n")?;
+            field("e")?;
+            KeyType::Rsa
+        }
+        "EC" => {
+            let kind = match field("crv")? {
+                "P-256" => KeyType::Ec("P-256"),
+                "P-384" => KeyType::Ec("P-384"),
+                _ => return Ok(false),
+            };
+            field("x")?;
+            field("y")?;
+            kind
+        }
+        "OKP" => {
+            if field("crv")? != "Ed25519" {
+                return Ok(false);
+            }
+            field("x")?;
+            KeyType::Okp("Ed25519")
+        }
+        _ => return Ok(false),
+    };
+    if let Some(alg) = alg
+        && alg.key_type() != kind
+    {
+        return Err(format!("[alg] {alg} does not fit a {kty} key"));
+    }
+    if obj.get("kid").is_some_and(|kid| !kid.is_string()) {
+        return Err("[kid] is not a string".to_owned());
+    }
+    Ok(true)
 }
 
 /// A JWKS URI: an absolute `http` or `https` URL with a host.
@@ -443,10 +518,70 @@ mod tests {
 
     #[test]
     fn jwks_and_uris() {
-        assert_eq!(jwks(r#"{"keys": []}"#), Ok(()));
+        let rsa = r#"{"kty": "RSA", "n": "xAE7eB6q", "e": "AQAB", "kid": "k1"}"#;
+        let ec = r#"{"kty": "EC", "crv": "P-256", "x": "eA", "y": "eQ", "alg": "ES256"}"#;
+        let ed = r#"{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg"}"#;
+        let hmac = r#"{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}"#;
+        for key in [rsa, ec, ed] {
+            assert_eq!(
+                jwks(&format!(r#"{{"keys": [{hmac}, {key}]}}"#)),
+                Ok(()),
+                "{key}"
+            );
+        }
         assert!(jwks("not json").is_err());
         assert!(jwks(r#"{"keys": {}}"#).is_err());
         assert!(jwks("[]").is_err());
+        // Sets no server can verify with.
+        let none = "the JWKS has no usable key (RSA, EC on P-256 or P-384, or Ed25519)";
+        for keys in [
+            "".to_owned(),
+            hmac.to_owned(),
+            r#"{"kty": "EC", "crv": "P-521", "x": "eA", "y": "eQ"}"#.to_owned(),
+            r#"{"kty": "OKP", "crv": "X25519", "x": "eA"}"#.to_owned(),
+            rsa.replace(r#""kid""#, r#""use": "enc", "kid""#),
+            rsa.replace(r#""kid""#, r#""alg": "RSA-OAEP", "kid""#),
+        ] {
+            assert_eq!(
+                jwks(&format!(r#"{{"keys": [{keys}]}}"#)),
+                Err(none.to_owned()),
+                "{keys}"
+            );
+        }
+        // Keys of a usable type with a bad field, named by index.
+        for (key, reason) in [
+            (r#"{"kty": "RSA", "e": "AQAB"}"#, "keys[1]: [n] is missing"),
+            (
+                r#"{"kty": "EC", "crv": "P-256", "x": "eA"}"#,
+                "keys[1]: [y] is missing",
+            ),
+            (
+                r#"{"kty": "OKP", "crv": "Ed25519", "x": 7}"#,
+                "keys[1]: [x] is not a non-empty string",
+            ),
+            (
+                r#"{"n": "xAE7eB6q", "e": "AQAB"}"#,
+                "keys[1]: [kty] is missing",
+            ),
+            (r#""RSA""#, "keys[1]: not a JSON object"),
+        ] {
+            assert_eq!(
+                jwks(&format!(r#"{{"keys": [{rsa}, {key}]}}"#)),
+                Err(reason.to_owned()),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            jwks(&format!(
+                r#"{{"keys": [{}]}}"#,
+                rsa.replace(r#""kid": "k1""#, r#""alg": "ES256""#)
+            )),
+            Err("keys[0]: [alg] ES256 does not fit a RSA key".to_owned())
+        );
+        assert_eq!(
+            jwks(&format!(r#"{{"keys": [{}]}}"#, rsa.replace(r#""k1""#, "1"))),
+            Err("keys[0]: [kid] is not a string".to_owned())
+        );
         assert_eq!(
             jwks_uri("https://example.com/.well-known/jwks.json"),
             Ok(())
