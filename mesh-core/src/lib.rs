@@ -23,6 +23,7 @@ pub mod identity;
 pub mod jwt;
 pub mod name;
 pub mod outlier;
+pub mod path;
 mod query;
 pub mod ratelimit;
 pub mod resolv_conf;

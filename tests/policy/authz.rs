@@ -386,6 +386,49 @@ async fn paths_exact_prefix_suffix_and_templates_with_not_paths() {
     .await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn paths_are_normalized_before_policies_and_the_application_see_them() {
+    let server = reviews(
+        77,
+        &[&policy(
+            "no-admin",
+            "DENY",
+            "  - to:
+    - operation:
+        paths: [\"/admin*\"]
+",
+        )],
+    )
+    .await;
+    // A DENY on `/admin*` cannot be walked around with dot segments or escapes.
+    expect_all(
+        &server,
+        &[
+            ("GET", "/admin", 403),
+            ("GET", "/./admin", 403),
+            ("GET", "/public/../admin/keys", 403),
+            ("GET", "/%61dmin", 403),
+            ("GET", "/public/%2E%2E/admin", 403),
+            ("GET", "/public/x", 200),
+        ],
+    )
+    .await;
+    // The application sees the path the policies judged, the query kept.
+    let answer = send(server.addr(), get("/public/./a/../b?q=1", &[]))
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status, 200);
+    let seen: serde_json::Value = serde_json::from_str(&answer.body).expect("json");
+    assert_eq!(seen["path"], "/public/b");
+    assert_eq!(seen["query"], "q=1");
+    // A malformed escape is a 400 that says so, and the application never sees it.
+    let answer = send(server.addr(), get("/a%zz", &[]))
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status, 400);
+    assert!(answer.body.contains("two hex digits"), "{}", answer.body);
+}
+
 // ---------------------------------------------------------------------------------------
 // Conditions
 

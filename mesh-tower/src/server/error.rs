@@ -28,6 +28,9 @@ pub enum ServerError {
     /// The request's deadline had passed when it arrived.
     #[error("deadline exceeded before the request was handled")]
     DeadlineExceeded,
+    /// The request's path has a malformed percent-encoding: 400.
+    #[error(transparent)]
+    MalformedPath(#[from] mesh_core::path::PathError),
     /// The request carried a token that is not valid (JWT request authentication): 401
     /// with the reason.
     #[error(transparent)]
@@ -46,7 +49,8 @@ pub enum ServerError {
 
 impl ServerError {
     /// The status of the local reply (429 rate limited, 503 shed, 400 bad deadline header,
-    /// 504 deadline passed, 401 invalid token, 403 denied, 500 application error).
+    /// 504 deadline passed, 400 malformed path, 401 invalid token, 403 denied, 500
+    /// application error).
     pub fn status(&self) -> StatusCode {
         match self {
             ServerError::Limited {
@@ -57,7 +61,7 @@ impl ServerError {
                 limited: Limited::Shed { .. },
                 ..
             } => StatusCode::SERVICE_UNAVAILABLE,
-            ServerError::BadDeadline(_) => StatusCode::BAD_REQUEST,
+            ServerError::BadDeadline(_) | ServerError::MalformedPath(_) => StatusCode::BAD_REQUEST,
             ServerError::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ServerError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ServerError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -73,7 +77,7 @@ impl ServerError {
         match self {
             ServerError::Limited { .. } => 14,
             ServerError::DeadlineExceeded => 4,
-            ServerError::BadDeadline(_) => 13,
+            ServerError::BadDeadline(_) | ServerError::MalformedPath(_) => 13,
             ServerError::Unauthenticated(_) => 16,
             ServerError::Forbidden { .. } => 7,
             ServerError::App(_) => 2,

@@ -10,6 +10,7 @@
 //! | [`ContextLayer`] | reads the inbound deadline (`x-mesh-timeout-ms`, or `grpc-timeout` of gRPC requests) and runs the handler inside a [`RequestContext`](crate::context::RequestContext) carrying it, for the client stack to bound the outbound calls made while handling the request |
 //! | [`RateLimitLayer`] | the local rate limit (`ServerConfig::rate_limit`) |
 //! | [`ConcurrencyLimitLayer`] | the concurrency limit (`ServerConfig::concurrency_limit`), each request counted until its response body ends |
+//! | [`NormalizeLayer`] | the path normalized as Istio's default (`BASE`): `.` and `..` segments removed, escaped unreserved characters decoded, for policies and the application alike; a malformed escape is 400 |
 //! | [`AuthnLayer`] | JWT request authentication (`ServerSecurity::jwt_rules`, Istio's RequestAuthentication): a valid token becomes a [`RequestAuth`](crate::authn::RequestAuth) extension, an invalid one a 401; no token passes without one |
 //! | [`AuthzLayer`] | authorization policies (`ServerSecurity::authorization`): DENY, then ALLOW, then allow when no ALLOW policy applies; denied is 403 |
 //! | [`AppLayer`] | the application; its errors become [`ServerError::App`] |
@@ -75,6 +76,7 @@ mod app;
 mod capture;
 mod drain;
 mod error;
+mod normalize;
 mod peer;
 mod reply;
 mod serve;
@@ -84,6 +86,7 @@ mod tests;
 pub use app::{AppFuture, AppLayer, AppService};
 pub use capture::{ContextFuture, ContextLayer, ContextService};
 pub use error::{ServerBuildError, ServerError};
+pub use normalize::{NormalizeFuture, NormalizeLayer, NormalizeService};
 pub use peer::Peer;
 pub use reply::{
     OVERLOADED_HEADER, ReplyFuture, ReplyLayer, ReplyService, ServerBody, ServerReply, local_reply,
@@ -96,7 +99,9 @@ pub(crate) const DEFAULT_NAME: &str = "inbound";
 /// The whole server stack around an application `S`: see the [module documentation](self).
 pub type ServerService<S> = ReplyService<
     ContextService<
-        RateLimitService<ConcurrencyLimitService<AuthnService<AuthzService<AppService<S>>>>>,
+        RateLimitService<
+            ConcurrencyLimitService<NormalizeService<AuthnService<AuthzService<AppService<S>>>>>,
+        >,
     >,
 >;
 
@@ -142,6 +147,7 @@ impl<S> Layer<S> for ServerLayer {
         let app = AppLayer::new().layer(app);
         let app = self.authz.layer(app);
         let app = self.authn.layer(app);
+        let app = NormalizeLayer.layer(app);
         let app = self.concurrency_limit.layer(app);
         let app = self.rate_limit.layer(app);
         let app = self.context.layer(app);
