@@ -95,6 +95,10 @@ async fn the_client_refuses_bad_server_certificates_with_the_reason() {
             metrics.handshake_failures("client", label) > 0,
             "{case}: counted"
         );
+        assert!(
+            metrics.handshake_failures("server", "rejected_by_peer") >= u64::from(host),
+            "{case}: the server hears of it as the client's alert"
+        );
         assert_eq!(server.calls(), 0, "{case}");
         assert!(matches!(
             (case, reason),

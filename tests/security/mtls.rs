@@ -83,6 +83,8 @@ async fn the_client_refuses_a_server_of_another_identity() {
         answer.body
     );
     assert!(metrics.handshake_failures("client", "wrong_identity") > 0);
+    // The server hears of it as the client's alert.
+    assert!(metrics.handshake_failures("server", "rejected_by_peer") > 0);
     assert_eq!(impostor.calls(), 0, "the request was never sent");
 
     // The destination's subjectAltNames replace the convention.
