@@ -74,6 +74,8 @@ impl Names {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimeCheck {
     Check,
+    /// Only [`Identity::from_pem_any_time`] skips them.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
     Skip,
 }
 
@@ -239,9 +241,9 @@ impl Identity {
     }
 
     /// As [`Identity::from_pem`] without the validity dates: for tests whose peer presents
-    /// an expired or not yet valid certificate.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn from_pem_any_time(
+    /// an expired or not yet valid certificate (the `testing` feature).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn from_pem_any_time(
         chain_pem: &[u8],
         key_pem: &[u8],
         roots_pem: &[u8],
