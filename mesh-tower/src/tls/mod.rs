@@ -20,6 +20,7 @@ mod dev_ca;
 mod error;
 mod identity;
 mod server;
+mod stream;
 mod verify;
 
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use dev_ca::{DevCa, IssueOptions, IssuedCert};
 pub use error::{CertError, HandshakeError, HandshakeReason};
 pub use identity::Identity;
 pub use server::{Accepted, ServerIo, TlsAcceptor};
+pub use stream::MaybeTls;
 
 /// The counter of failed TLS handshakes, by `side` and `reason`.
 pub const HANDSHAKE_FAILURES: &str = "mesh_tls_handshake_failures_total";

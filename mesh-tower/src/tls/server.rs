@@ -3,21 +3,19 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use mesh_core::config::MtlsMode;
 use mesh_core::identity::SpiffeId;
 use rustls::ServerConfig;
 use rustls::server::NoServerSessionStorage;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::error::{CertError, HandshakeError, HandshakeReason, failed};
 use super::identity::{CurrentCert, Identity};
 use super::provider;
+use super::stream::MaybeTls;
 use super::verify::{MeshClientVerifier, spiffe_id_of};
 
 /// The first byte of a TLS connection: a handshake record.
@@ -44,13 +42,7 @@ pub struct Accepted {
 }
 
 /// A server connection, plaintext or TLS.
-#[derive(Debug)]
-pub enum ServerIo {
-    /// Plaintext.
-    Plain(TcpStream),
-    /// TLS.
-    Tls(Box<TlsStream<TcpStream>>),
-}
+pub type ServerIo = MaybeTls<TlsStream<TcpStream>>;
 
 impl TlsAcceptor {
     /// An acceptor for `mode`. STRICT needs an `identity`; PERMISSIVE without one accepts
@@ -138,7 +130,7 @@ impl TlsAcceptor {
             .and_then(|certs| certs.first())
             .and_then(|leaf| spiffe_id_of(leaf));
         Ok(Accepted {
-            io: ServerIo::Tls(Box::new(stream)),
+            io: MaybeTls::Tls(Box::new(stream)),
             identity,
             tls: true,
         })
@@ -147,7 +139,7 @@ impl TlsAcceptor {
 
 fn plain(tcp: TcpStream) -> Accepted {
     Accepted {
-        io: ServerIo::Plain(tcp),
+        io: MaybeTls::Plain(tcp),
         identity: None,
         tls: false,
     }
@@ -162,12 +154,12 @@ impl fmt::Debug for TlsAcceptor {
     }
 }
 
-impl ServerIo {
+impl MaybeTls<TlsStream<TcpStream>> {
     /// The TCP connection underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            ServerIo::Plain(tcp) => tcp,
-            ServerIo::Tls(tls) => tls.get_ref().0,
+            MaybeTls::Plain(tcp) => tcp,
+            MaybeTls::Tls(tls) => tls.get_ref().0,
         }
     }
 
@@ -179,66 +171,8 @@ impl ServerIo {
     /// The protocol agreed by ALPN (`h2`, `http/1.1`), for TLS connections.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match self {
-            ServerIo::Plain(_) => None,
-            ServerIo::Tls(tls) => tls.get_ref().1.alpn_protocol(),
-        }
-    }
-}
-
-impl AsyncRead for ServerIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            ServerIo::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for ServerIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ServerIo::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            ServerIo::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ServerIo::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
-            ServerIo::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            ServerIo::Plain(tcp) => tcp.is_write_vectored(),
-            ServerIo::Tls(tls) => tls.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            ServerIo::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ServerIo::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            ServerIo::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            MaybeTls::Plain(_) => None,
+            MaybeTls::Tls(tls) => tls.get_ref().1.alpn_protocol(),
         }
     }
 }
