@@ -121,8 +121,7 @@ async fn ip_blocks_and_not_ip_blocks_match_the_connections_source() {
     assert_eq!(status_from(&server, ip(95, 63), "/", &[]).await, 200);
 }
 
-/// MeshServer sets no trusted proxies (`ServerConfig` has no such setting, and
-/// `ServerLayer` builds its `AuthzLayer` with the default of 0), so `remote.ip` is the
+/// With no trusted proxies (`numTrustedProxies` 0, the default) `remote.ip` is the
 /// connection's source and `X-Forwarded-For` is ignored: a client cannot claim another
 /// address with it.
 #[tokio::test(start_paused = true)]
@@ -157,6 +156,34 @@ async fn remote_ip_blocks_are_the_source_when_no_proxy_is_trusted() {
     assert_eq!(status_from(&server, ip(96, 64), "/when", &[]).await, 200);
     let xff = [("x-forwarded-for", "127.0.96.64")];
     assert_eq!(status_from(&server, ip(96, 65), "/when", &xff).await, 403);
+}
+
+/// With `numTrustedProxies: 1` (one proxy in front, such as an ingress gateway), `remote.ip`
+/// is the last `X-Forwarded-For` address, the one that proxy appended; an address a client
+/// wrote before it is not trusted.
+#[tokio::test(start_paused = true)]
+async fn remote_ip_blocks_read_forwarded_for_behind_trusted_proxies() {
+    let config = load(&config_text(
+        "reviews",
+        "default",
+        "security: {numTrustedProxies: 1}",
+        &[&policy(
+            "remote-ip-blocks",
+            "ALLOW",
+            "  - from:
+    - source:
+        remoteIpBlocks: [\"10.1.0.0/16\"]
+",
+        )],
+    ));
+    let server = Server::start(&config, 95, 78).await;
+    let xff = [("x-forwarded-for", "10.1.2.3")];
+    assert_eq!(status_from(&server, ip(96, 70), "/", &xff).await, 200);
+    // The client's own claim comes first; the proxy's entry (last) decides.
+    let xff = [("x-forwarded-for", "10.1.2.3, 192.0.2.9")];
+    assert_eq!(status_from(&server, ip(96, 70), "/", &xff).await, 403);
+    // Without the header the connection's source is the remote address.
+    assert_eq!(status_from(&server, ip(96, 70), "/", &[]).await, 403);
 }
 
 /// A RequestAuthentication for reviews with two issuers sharing the test keys.

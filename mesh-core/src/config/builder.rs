@@ -608,6 +608,13 @@ impl MeshConfigBuilder {
         self
     }
 
+    /// Sets how many proxies in front of the workload append to `X-Forwarded-For` (Istio's
+    /// `numTrustedProxies`), for authorization's `remote.ip`.
+    pub fn num_trusted_proxies(mut self, n: u32) -> Self {
+        self.security.num_trusted_proxies = n;
+        self
+    }
+
     /// Sets the trust domains whose identities are accepted besides the workload's own.
     pub fn trust_domain_aliases(
         mut self,

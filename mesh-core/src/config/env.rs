@@ -62,6 +62,7 @@
 //! | `MESH_ALLOWED_HOSTS` | none | Comma-separated hosts (`api.example.com`, `*.example.com`) that may be called under `REGISTRY_ONLY`, added to those of the file (ServiceEntry hosts). |
 //! | `MESH_TRUST_DOMAIN_ALIASES` | none | Comma-separated trust domains whose identities are accepted besides `MESH_TRUST_DOMAIN`. |
 //! | `MESH_ROOT_NAMESPACE` | `istio-system` | Istio's root namespace: its policies apply to every workload. |
+//! | `MESH_NUM_TRUSTED_PROXIES` | `0` | Proxies in front of the workload that append to `X-Forwarded-For` (Istio's `numTrustedProxies`): authorization's `remote.ip` is that many hops from the right. |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -257,6 +258,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "MESH_ROOT_NAMESPACE",
         "Istio's root namespace, whose policies apply to every workload",
+    ),
+    (
+        "MESH_NUM_TRUSTED_PROXIES",
+        "proxies in front of the workload that append to X-Forwarded-For",
     ),
 ];
 
@@ -749,6 +754,10 @@ impl<'a> Env<'a> {
         }
         if let Some(v) = self.text(&["MESH_ROOT_NAMESPACE"], "security.rootNamespace") {
             s.root_namespace = v;
+        }
+        let path = "security.numTrustedProxies";
+        if let Some(v) = self.take("MESH_NUM_TRUSTED_PROXIES", path, values::whole_number)? {
+            s.num_trusted_proxies = v;
         }
         Ok(())
     }

@@ -60,6 +60,7 @@
 //!                                    # spire or certManager; or {chain, key, roots} files
 //!   rootNamespace: istio-system      # policies here apply to every workload
 //!   trustDomainAliases: [old.example.org]
+//!   numTrustedProxies: 0             # proxies appending to X-Forwarded-For (remote.ip)
 //!   mtls: PERMISSIVE                 # the server's mode when no PeerAuthentication applies;
 //!                                    # or {mode: STRICT}
 //!   identityTemplate: "spiffe://{trust_domain}/ns/{namespace}/sa/{service}"
@@ -539,6 +540,7 @@ struct RawSecurity {
     certificates: Option<RawCertificates>,
     root_namespace: Option<String>,
     trust_domain_aliases: Option<Vec<String>>,
+    num_trusted_proxies: Option<u32>,
     /// `STRICT`, or PeerAuthentication's shape `{mode: STRICT}`.
     mtls: Option<serde_json::Value>,
     identity_template: Option<String>,
@@ -803,6 +805,9 @@ impl RawSecurity {
         }
         if let Some(aliases) = self.trust_domain_aliases {
             s.trust_domain_aliases = aliases;
+        }
+        if let Some(n) = self.num_trusted_proxies {
+            s.num_trusted_proxies = n;
         }
         if let Some(mtls) = &self.mtls {
             let path = "security.mtls";

@@ -46,6 +46,10 @@ pub struct SecurityConfig {
     pub authorization_policies: Vec<AuthorizationPolicy>,
     /// Which destinations the client may call.
     pub outbound: OutboundTrafficPolicy,
+    /// Proxies in front of the workload that append to `X-Forwarded-For` (Istio's
+    /// `numTrustedProxies`, 0): authorization's `remote.ip` is the address that many hops
+    /// from the right of the header; with 0 it is the connection's source.
+    pub num_trusted_proxies: u32,
 }
 
 impl Default for SecurityConfig {
@@ -60,6 +64,7 @@ impl Default for SecurityConfig {
             request_authentications: Vec::new(),
             authorization_policies: Vec::new(),
             outbound: OutboundTrafficPolicy::default(),
+            num_trusted_proxies: 0,
         }
     }
 }
@@ -79,6 +84,8 @@ pub struct ServerSecurity {
     pub jwt_rules: Vec<JwtRule>,
     /// Every AuthorizationPolicy that applies.
     pub authorization: Vec<AuthorizationPolicy>,
+    /// [`SecurityConfig::num_trusted_proxies`].
+    pub num_trusted_proxies: u32,
 }
 
 impl Default for ServerSecurity {
@@ -89,6 +96,7 @@ impl Default for ServerSecurity {
             trust_domains: Vec::new(),
             jwt_rules: Vec::new(),
             authorization: Vec::new(),
+            num_trusted_proxies: 0,
         }
     }
 }

@@ -124,7 +124,8 @@ impl ServerLayer {
         let security = &config.security;
         Ok(Self {
             authn: AuthnLayer::new(&security.jwt_rules)?,
-            authz: AuthzLayer::new(Authorizer::new(&security.authorization)?),
+            authz: AuthzLayer::new(Authorizer::new(&security.authorization)?)
+                .trusted_proxies(security.num_trusted_proxies as usize),
             context: ContextLayer::new().propagate_deadline(config.propagate_deadline),
             rate_limit: RateLimitLayer::optional(name.clone(), config.rate_limit, Side::Server),
             concurrency_limit: ConcurrencyLimitLayer::optional(

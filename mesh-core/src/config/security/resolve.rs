@@ -110,6 +110,7 @@ impl SecurityConfig {
             trust_domains,
             jwt_rules,
             authorization,
+            num_trusted_proxies: self.num_trusted_proxies,
         }
     }
 }

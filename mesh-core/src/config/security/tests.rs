@@ -473,13 +473,15 @@ fn environment_file_and_code_agree() {
         ("MESH_ALLOWED_HOSTS", "api.example.com, *.googleapis.com"),
         ("MESH_TRUST_DOMAIN_ALIASES", "old.example.org"),
         ("MESH_ROOT_NAMESPACE", "mesh-root"),
+        ("MESH_NUM_TRUSTED_PROXIES", "2"),
     ])
     .unwrap();
     let from_file = yaml(&format!(
         "workload: {{service: reviews, namespace: bookinfo, labels: {{team: books, tier: ''}}}}\n\
          security:\n  certificates: {{dir: '{}', refresh: 10s}}\n  mtls: STRICT\n  \
          outbound: {{mode: REGISTRY_ONLY, allowedHosts: [api.example.com, '*.googleapis.com']}}\n  \
-         trustDomainAliases: [old.example.org]\n  rootNamespace: mesh-root\n",
+         trustDomainAliases: [old.example.org]\n  rootNamespace: mesh-root\n  \
+         numTrustedProxies: 2\n",
         dir.text()
     ))
     .unwrap();
@@ -499,6 +501,7 @@ fn environment_file_and_code_agree() {
         })
         .trust_domain_aliases(["old.example.org"])
         .root_namespace("mesh-root")
+        .num_trusted_proxies(2)
         .build()
         .unwrap();
     assert_eq!(from_env, from_code);
@@ -549,6 +552,11 @@ fn bad_variables_name_the_variable() {
             "MESH_ROOT_NAMESPACE",
             "Istio",
             "MESH_ROOT_NAMESPACE: invalid value \"Istio\": must be a DNS label",
+        ),
+        (
+            "MESH_NUM_TRUSTED_PROXIES",
+            "-1",
+            "MESH_NUM_TRUSTED_PROXIES: invalid value \"-1\": expected a whole number",
         ),
         (
             "MESH_CERT_REFRESH",
