@@ -40,6 +40,7 @@ use mesh_core::{Endpoint, Resolution};
 use mesh_dns::EndpointWatch;
 use tokio::sync::{oneshot, watch};
 
+use crate::admin::{DiscoveryState, EndpointStatus};
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::endpoint::{EndpointClient, EndpointFuture, EndpointSettings, EndpointTls};
@@ -194,6 +195,35 @@ impl Balance {
     pub fn endpoints(&self) -> Vec<SocketAddr> {
         let snapshot = self.shared.snapshot.load();
         snapshot.endpoints.iter().map(|e| e.0.addr()).collect()
+    }
+
+    /// What discovery has answered and the live state of each endpoint, for the admin
+    /// server.
+    pub(crate) fn status(&self) -> (DiscoveryState, Vec<EndpointStatus>) {
+        let shared = &self.shared;
+        let snapshot = shared.snapshot.load();
+        let state = match &snapshot.state {
+            State::Pending => DiscoveryState::Pending,
+            State::Ready => DiscoveryState::Resolved,
+            State::Unresolved(reason) => DiscoveryState::Unresolved(reason.to_string()),
+        };
+        let now = shared.clock.now();
+        let endpoints = snapshot
+            .endpoints
+            .iter()
+            .map(|e| {
+                let stats = &e.0.stats;
+                EndpointStatus {
+                    addr: e.0.addr(),
+                    weight: stats.weight(),
+                    healthy: stats.is_available(now),
+                    ejected: stats.outlier().is_some_and(|o| o.is_ejected(now)),
+                    connect_failures: stats.health().consecutive_failures(),
+                    in_flight: stats.in_flight(),
+                }
+            })
+            .collect();
+        (state, endpoints)
     }
 
     fn pick_and_call(&self, mut req: Request<RequestBody>) -> BalanceFuture {

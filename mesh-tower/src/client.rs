@@ -50,6 +50,7 @@ use mesh_core::{ConfigError, EndpointSet, Resolution};
 use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
 
 use crate::BoxError;
+use crate::admin::ClusterStatus;
 use crate::body::{RequestBody, ResponseBody};
 use crate::endpoint::EndpointTls;
 use crate::error::MeshError;
@@ -359,6 +360,33 @@ impl MeshClient {
                 Some(all)
             }
         }
+    }
+
+    /// Every destination (backend) the client has created, by name, with what discovery
+    /// has answered for it and the live state of its endpoints; what the admin server's
+    /// `/clusters` shows. A destination is created by the first request that needs it.
+    pub fn clusters(&self) -> Vec<ClusterStatus> {
+        let backends: Vec<Arc<Backend>> = self
+            .inner
+            .backends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut clusters: Vec<ClusterStatus> = backends
+            .iter()
+            .map(|backend| {
+                let (state, endpoints) = backend.balance.status();
+                ClusterStatus {
+                    name: backend.name.to_string(),
+                    state,
+                    endpoints,
+                }
+            })
+            .collect();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters
     }
 
     fn host(

@@ -11,6 +11,7 @@
 //! reload from files, and a development CA) both use.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod authn;
 pub mod authz;
 pub mod balance;

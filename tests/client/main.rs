@@ -1,6 +1,7 @@
 //! End-to-end tests of the mesh client: a real DNS server, real HTTP backends on loopback,
 //! paused tokio time where timing matters.
 
+mod admin;
 mod balance;
 mod bodies;
 mod breaker;
