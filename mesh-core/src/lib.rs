@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod resolv_conf;
 pub mod retry;
 pub mod route;
+pub mod telemetry;
 
 pub use config::{ConfigError, MeshConfig};
 pub use endpoint::{Endpoint, EndpointSet, Resolution};

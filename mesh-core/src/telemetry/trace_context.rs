@@ -1,0 +1,904 @@
+//! Trace context propagation: W3C Trace Context (`traceparent`, `tracestate`) and Zipkin B3
+//! (the `x-b3-*` headers and the single `b3` header).
+//!
+//! The server stack [`extract`]s the caller's context; the client stack makes a
+//! [`TraceContext::child`] for its span and [`inject`]s it into outbound requests in every
+//! configured [`Propagation`] style.
+
+use std::fmt;
+
+use http::{HeaderMap, HeaderValue};
+use rand::Rng;
+
+/// The W3C `traceparent` header.
+pub const TRACEPARENT: &str = "traceparent";
+/// The W3C `tracestate` header.
+pub const TRACESTATE: &str = "tracestate";
+/// B3 single-header propagation.
+pub const B3: &str = "b3";
+/// B3 multi-header: the trace id.
+pub const X_B3_TRACEID: &str = "x-b3-traceid";
+/// B3 multi-header: the span id.
+pub const X_B3_SPANID: &str = "x-b3-spanid";
+/// B3 multi-header: the parent span id.
+pub const X_B3_PARENTSPANID: &str = "x-b3-parentspanid";
+/// B3 multi-header: the sampling decision.
+pub const X_B3_SAMPLED: &str = "x-b3-sampled";
+/// B3 multi-header: `1` for debug (forced sampling).
+pub const X_B3_FLAGS: &str = "x-b3-flags";
+
+/// The most list members a `tracestate` may have; more and it is dropped (W3C).
+pub const TRACESTATE_MAX_MEMBERS: usize = 32;
+/// The longest `tracestate` kept, in bytes; longer and it is dropped.
+pub const TRACESTATE_MAX_LEN: usize = 512;
+
+/// A 128-bit trace id, never all zeros; displayed as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceId([u8; 16]);
+
+/// A 64-bit span id, never all zeros; displayed as 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanId([u8; 8]);
+
+macro_rules! id_impl {
+    ($ty:ident, $n:literal) => {
+        impl $ty {
+            /// The id of these bytes, or `None` when they are all zeros (an invalid id).
+            pub fn from_bytes(bytes: [u8; $n]) -> Option<Self> {
+                (bytes != [0; $n]).then_some($ty(bytes))
+            }
+
+            /// A random id from `rng`, never all zeros.
+            pub fn random<R: Rng + ?Sized>(rng: &mut R) -> Self {
+                let mut bytes = [0u8; $n];
+                rng.fill_bytes(&mut bytes);
+                if bytes == [0; $n] {
+                    bytes[$n - 1] = 1;
+                }
+                $ty(bytes)
+            }
+
+            /// The id's bytes.
+            pub fn to_bytes(self) -> [u8; $n] {
+                self.0
+            }
+
+            /// Parses exactly the id's number of lowercase hex digits; `None` when malformed
+            /// or all zeros.
+            pub fn from_hex(s: &str) -> Option<Self> {
+                hex::<$n>(s.as_bytes(), false).and_then(Self::from_bytes)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for b in self.0 {
+                    write!(f, "{b:02x}")?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+id_impl!(TraceId, 16);
+id_impl!(SpanId, 8);
+
+/// Decodes exactly `2 * N` hex digits; uppercase only when `upper` allows it.
+fn hex<const N: usize>(s: &[u8], upper: bool) -> Option<[u8; N]> {
+    if s.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' if upper => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A B3 trace id: 32 hex digits, or 16 (a 64-bit id, left-padded with zeros to 128 bits).
+fn b3_trace_id(s: &str) -> Option<TraceId> {
+    let s = s.as_bytes();
+    let bytes = match s.len() {
+        32 => hex::<16>(s, true)?,
+        16 => {
+            let low = hex::<8>(s, true)?;
+            let mut bytes = [0u8; 16];
+            bytes[8..].copy_from_slice(&low);
+            bytes
+        }
+        _ => return None,
+    };
+    TraceId::from_bytes(bytes)
+}
+
+fn b3_span_id(s: &str) -> Option<SpanId> {
+    hex::<8>(s.as_bytes(), true).and_then(SpanId::from_bytes)
+}
+
+/// Trims HTTP optional whitespace (spaces and tabs).
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+/// A trace context as received from a caller, or as sent to a callee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    /// The trace all spans of one request tree share.
+    pub trace_id: TraceId,
+    /// The sender's span: received, the caller's span (our parent); sent, our span.
+    pub span_id: SpanId,
+    /// The parent of [`span_id`](Self::span_id), when known (B3 `x-b3-parentspanid`, or set by
+    /// [`child`](Self::child)); only B3 carries it.
+    pub parent_span_id: Option<SpanId>,
+    /// The sampling decision; `None` leaves it to the receiver (B3 only: W3C always decides).
+    pub sampled: Option<bool>,
+    /// The W3C `tracestate` list, passed on unchanged when valid.
+    pub trace_state: Option<String>,
+    /// B3 debug: sample this trace whatever the sampler says.
+    pub debug: bool,
+}
+
+impl TraceContext {
+    /// A new trace: random trace and span ids, the given sampling decision.
+    pub fn new_root<R: Rng + ?Sized>(rng: &mut R, sampled: bool) -> TraceContext {
+        TraceContext {
+            trace_id: TraceId::random(rng),
+            span_id: SpanId::random(rng),
+            parent_span_id: None,
+            sampled: Some(sampled),
+            trace_state: None,
+            debug: false,
+        }
+    }
+
+    /// The context of a new span below this one: same trace, sampling and state, a fresh
+    /// random span id, and this span as its parent.
+    pub fn child<R: Rng + ?Sized>(&self, rng: &mut R) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            span_id: SpanId::random(rng),
+            parent_span_id: Some(self.span_id),
+            sampled: self.sampled,
+            trace_state: self.trace_state.clone(),
+            debug: self.debug,
+        }
+    }
+
+    /// Whether the trace is to be recorded: debug, or sampled.
+    pub fn is_sampled(&self) -> bool {
+        self.debug || self.sampled == Some(true)
+    }
+
+    /// The `traceparent` value: `00-{trace_id}-{span_id}-{flags}`, flags `01` when sampled.
+    pub fn to_traceparent(&self) -> String {
+        let flags = if self.is_sampled() { "01" } else { "00" };
+        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
+    }
+
+    /// The single `b3` value: `{trace}-{span}[-{1|0|d}[-{parent}]]` (the parent is only written
+    /// after a sampling state, as the format requires).
+    pub fn to_b3_single(&self) -> String {
+        let mut s = format!("{}-{}", self.trace_id, self.span_id);
+        let state = if self.debug {
+            Some("d")
+        } else {
+            self.sampled.map(|s| if s { "1" } else { "0" })
+        };
+        if let Some(state) = state {
+            s.push('-');
+            s.push_str(state);
+            if let Some(parent) = self.parent_span_id {
+                s.push('-');
+                s.push_str(&parent.to_string());
+            }
+        }
+        s
+    }
+}
+
+/// Parses a `traceparent` value. Version `00` must be exactly
+/// `00-{32 hex}-{16 hex}-{2 hex}`; a higher version (not `ff`) is read by its first four
+/// fields, as the specification asks. Lowercase hex only; all-zero ids are invalid. The
+/// context has no `tracestate` (see [`parse_tracestate`]).
+pub fn parse_traceparent(value: &str) -> Option<TraceContext> {
+    let v = trim_ows(value).as_bytes();
+    if v.len() < 55 {
+        return None;
+    }
+    let version = hex::<1>(&v[0..2], false)?[0];
+    if version == 0xff || (version == 0 && v.len() != 55) || (v.len() > 55 && v[55] != b'-') {
+        return None;
+    }
+    if v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let trace_id = TraceId::from_bytes(hex::<16>(&v[3..35], false)?)?;
+    let span_id = SpanId::from_bytes(hex::<8>(&v[36..52], false)?)?;
+    let flags = hex::<1>(&v[53..55], false)?[0];
+    Some(TraceContext {
+        trace_id,
+        span_id,
+        parent_span_id: None,
+        sampled: Some(flags & 1 == 1),
+        trace_state: None,
+        debug: false,
+    })
+}
+
+/// Validates a `tracestate` value (the `tracestate` headers joined by `,`): list members
+/// `key=value`, at most [`TRACESTATE_MAX_MEMBERS`] and [`TRACESTATE_MAX_LEN`] bytes once
+/// normalised (empty members and optional whitespace removed). `None` drops it.
+pub fn parse_tracestate(value: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut members = 0;
+    for member in value.split(',').map(trim_ows).filter(|m| !m.is_empty()) {
+        let (key, val) = member.split_once('=')?;
+        let key_ok = !key.is_empty()
+            && key.len() <= 256
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-*/@".contains(&b));
+        let val_ok = !val.is_empty()
+            && val.len() <= 256
+            && val
+                .bytes()
+                .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+            && !val.ends_with(' ');
+        if !key_ok || !val_ok {
+            return None;
+        }
+        members += 1;
+        if members > TRACESTATE_MAX_MEMBERS {
+            return None;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(member);
+    }
+    (!out.is_empty() && out.len() <= TRACESTATE_MAX_LEN).then_some(out)
+}
+
+/// The sampling decision of a B3 header that carries no ids (`b3: 0`, `1` or `d`, or
+/// `x-b3-sampled` / `x-b3-flags` alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SamplingOnly {
+    /// Sample (`1`), do not (`0`), or no decision.
+    pub sampled: Option<bool>,
+    /// Debug (`d`, or `x-b3-flags: 1`): sample whatever the sampler says.
+    pub debug: bool,
+}
+
+/// What a B3 header set carries: a whole context, or only a sampling decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum B3Context {
+    /// Trace and span ids (and possibly sampling and parent).
+    Context(TraceContext),
+    /// A sampling decision without ids.
+    SamplingOnly(SamplingOnly),
+}
+
+fn b3_state(s: &str) -> Option<(Option<bool>, bool)> {
+    match s {
+        "1" => Some((Some(true), false)),
+        "0" => Some((Some(false), false)),
+        "d" => Some((Some(true), true)),
+        _ => None,
+    }
+}
+
+/// Parses a single `b3` header: `{TraceId}-{SpanId}[-{SamplingState}[-{ParentSpanId}]]`, or
+/// the sampling state alone (`0`, `1`, `d`).
+pub fn parse_b3_single(value: &str) -> Option<B3Context> {
+    let v = trim_ows(value);
+    if let Some((sampled, debug)) = b3_state(v) {
+        return Some(B3Context::SamplingOnly(SamplingOnly { sampled, debug }));
+    }
+    let mut parts = v.split('-');
+    let trace_id = b3_trace_id(parts.next()?)?;
+    let span_id = b3_span_id(parts.next()?)?;
+    let (sampled, debug) = match parts.next() {
+        Some(state) => b3_state(state)?,
+        None => (None, false),
+    };
+    let parent_span_id = match parts.next() {
+        Some(p) => Some(b3_span_id(p)?),
+        None => None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(B3Context::Context(TraceContext {
+        trace_id,
+        span_id,
+        parent_span_id,
+        sampled,
+        trace_state: None,
+        debug,
+    }))
+}
+
+/// The one value of header `name`, as text: `None` when absent, repeated, or not text.
+fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok().map(trim_ows)
+}
+
+/// Parses the B3 multi headers. Trace and span ids go together (one without the other is
+/// invalid); `x-b3-sampled` is `1`, `0`, `true` or `false` (anything else leaves the decision
+/// open); `x-b3-flags: 1` is debug; an invalid parent span id is ignored.
+pub fn parse_b3_multi(headers: &HeaderMap) -> Option<B3Context> {
+    let sampled = match single(headers, X_B3_SAMPLED) {
+        Some("1") | Some("true") => Some(true),
+        Some("0") | Some("false") => Some(false),
+        _ => None,
+    };
+    let debug = single(headers, X_B3_FLAGS) == Some("1");
+    let sampled = if debug { Some(true) } else { sampled };
+    let trace = headers.get(X_B3_TRACEID);
+    let span = headers.get(X_B3_SPANID);
+    if trace.is_none() && span.is_none() {
+        return (sampled.is_some() || debug)
+            .then_some(B3Context::SamplingOnly(SamplingOnly { sampled, debug }));
+    }
+    let trace_id = b3_trace_id(single(headers, X_B3_TRACEID)?)?;
+    let span_id = b3_span_id(single(headers, X_B3_SPANID)?)?;
+    let parent_span_id = single(headers, X_B3_PARENTSPANID).and_then(b3_span_id);
+    Some(B3Context::Context(TraceContext {
+        trace_id,
+        span_id,
+        parent_span_id,
+        sampled,
+        trace_state: None,
+        debug,
+    }))
+}
+
+/// What the inbound headers carry, from [`extract_any`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Extracted {
+    /// A trace context to continue.
+    Context(TraceContext),
+    /// Only a B3 sampling decision: start a new trace, honouring it.
+    SamplingOnly(SamplingOnly),
+    /// Nothing usable.
+    None,
+}
+
+/// Reads the inbound context: W3C `traceparent` (with `tracestate`) first, then the single
+/// `b3` header, then the B3 multi headers; the first valid one wins. A sampling-only B3
+/// header is answered when no style carries a whole context.
+pub fn extract_any(headers: &HeaderMap) -> Extracted {
+    if let Some(mut ctx) = single(headers, TRACEPARENT).and_then(parse_traceparent) {
+        let mut joined = String::new();
+        let mut text = true;
+        for value in headers.get_all(TRACESTATE) {
+            match value.to_str() {
+                Ok(v) => {
+                    if !joined.is_empty() {
+                        joined.push(',');
+                    }
+                    joined.push_str(v);
+                }
+                Err(_) => text = false,
+            }
+        }
+        ctx.trace_state = if text {
+            parse_tracestate(&joined)
+        } else {
+            None
+        };
+        return Extracted::Context(ctx);
+    }
+    let mut sampling = None;
+    for b3 in [
+        single(headers, B3).and_then(parse_b3_single),
+        parse_b3_multi(headers),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match b3 {
+            B3Context::Context(ctx) => return Extracted::Context(ctx),
+            B3Context::SamplingOnly(s) => sampling = sampling.or(Some(s)),
+        }
+    }
+    sampling.map_or(Extracted::None, Extracted::SamplingOnly)
+}
+
+/// The inbound trace context to continue, if any (see [`extract_any`] for the order).
+pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
+    match extract_any(headers) {
+        Extracted::Context(ctx) => Some(ctx),
+        _ => None,
+    }
+}
+
+/// One trace propagation style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Propagation {
+    /// W3C Trace Context: `traceparent` and `tracestate`.
+    W3c,
+    /// Zipkin B3, one header per field (`x-b3-traceid` ...), as Istio's Envoy sends.
+    B3Multi,
+    /// Zipkin B3, the single `b3` header.
+    B3Single,
+}
+
+impl Propagation {
+    /// The style named as in `OTEL_PROPAGATORS`: `tracecontext`, `b3` (single), `b3multi`.
+    pub fn from_otel_name(name: &str) -> Option<Propagation> {
+        match name.trim() {
+            "tracecontext" => Some(Propagation::W3c),
+            "b3" => Some(Propagation::B3Single),
+            "b3multi" => Some(Propagation::B3Multi),
+            _ => None,
+        }
+    }
+
+    const fn bit(self) -> u8 {
+        match self {
+            Propagation::W3c => 1,
+            Propagation::B3Multi => 2,
+            Propagation::B3Single => 4,
+        }
+    }
+}
+
+/// A set of [`Propagation`] styles to inject. The default is W3C and B3 multi-header, so both
+/// OpenTelemetry services and Istio's sidecars follow the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PropagationSet(u8);
+
+impl Default for PropagationSet {
+    fn default() -> Self {
+        PropagationSet::EMPTY
+            .with(Propagation::W3c)
+            .with(Propagation::B3Multi)
+    }
+}
+
+impl PropagationSet {
+    /// No style: inject only removes stale trace headers.
+    pub const EMPTY: PropagationSet = PropagationSet(0);
+
+    /// Every style.
+    pub const ALL: PropagationSet = PropagationSet(7);
+
+    /// This set with `style` added.
+    pub const fn with(self, style: Propagation) -> PropagationSet {
+        PropagationSet(self.0 | style.bit())
+    }
+
+    /// Whether `style` is in the set.
+    pub fn contains(self, style: Propagation) -> bool {
+        self.0 & style.bit() != 0
+    }
+
+    /// Whether the set has no style.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<Propagation> for PropagationSet {
+    fn from_iter<I: IntoIterator<Item = Propagation>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(PropagationSet::EMPTY, PropagationSet::with)
+    }
+}
+
+/// Every header a propagation style may write; [`inject`] removes them all first.
+pub const TRACE_HEADERS: [&str; 8] = [
+    TRACEPARENT,
+    TRACESTATE,
+    B3,
+    X_B3_TRACEID,
+    X_B3_SPANID,
+    X_B3_PARENTSPANID,
+    X_B3_SAMPLED,
+    X_B3_FLAGS,
+];
+
+fn value(s: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(s).ok()
+}
+
+/// Writes `ctx` (whose `span_id` is the new, outgoing span) into `headers` in every style of
+/// `styles`, after removing every trace header already there, so no stale context leaks on.
+pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMap) {
+    for name in TRACE_HEADERS {
+        headers.remove(name);
+    }
+    let mut put = |name: &'static str, v: Option<HeaderValue>| {
+        if let Some(v) = v {
+            headers.insert(name, v);
+        }
+    };
+    if styles.contains(Propagation::W3c) {
+        put(TRACEPARENT, value(ctx.to_traceparent()));
+        if let Some(state) = &ctx.trace_state {
+            put(TRACESTATE, value(state.clone()));
+        }
+    }
+    if styles.contains(Propagation::B3Single) {
+        put(B3, value(ctx.to_b3_single()));
+    }
+    if styles.contains(Propagation::B3Multi) {
+        put(X_B3_TRACEID, value(ctx.trace_id.to_string()));
+        put(X_B3_SPANID, value(ctx.span_id.to_string()));
+        if let Some(parent) = ctx.parent_span_id {
+            put(X_B3_PARENTSPANID, value(parent.to_string()));
+        }
+        if ctx.debug {
+            put(X_B3_FLAGS, Some(HeaderValue::from_static("1")));
+        } else if let Some(s) = ctx.sampled {
+            put(
+                X_B3_SAMPLED,
+                Some(HeaderValue::from_static(if s { "1" } else { "0" })),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn traceparent_spec_example() {
+        let ctx = parse_traceparent(TP).unwrap();
+        assert_eq!(ctx.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(ctx.sampled, Some(true));
+        assert_eq!(ctx.to_traceparent(), TP);
+        let unsampled = parse_traceparent(&TP.replace("-01", "-00")).unwrap();
+        assert_eq!(unsampled.sampled, Some(false));
+        // Other flag bits are ignored.
+        assert_eq!(
+            parse_traceparent(&TP.replace("-01", "-03"))
+                .unwrap()
+                .sampled,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn traceparent_rejects() {
+        for bad in [
+            "",
+            "00",
+            &TP.to_uppercase(),
+            &TP.replace("4bf9", "4BF9"),
+            &TP.replace("4bf92f3577b34da6a3ce929d0e0e4736", &"0".repeat(32)),
+            &TP.replace("00f067aa0ba902b7", &"0".repeat(16)),
+            &format!("{TP}-extra"), // version 00 has exactly four fields
+            &format!("{TP}0"),
+            &TP.replacen("00", "ff", 1),
+            &TP.replacen("00", "0g", 1),
+            &TP.replace('-', "_"),
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-701",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn traceparent_future_version() {
+        let v = TP.replacen("00", "cc", 1);
+        assert!(parse_traceparent(&v).is_some());
+        assert!(parse_traceparent(&format!("{v}-what-ever")).is_some());
+        assert!(parse_traceparent(&format!("{v}x")).is_none());
+    }
+
+    #[test]
+    fn tracestate_limits() {
+        assert_eq!(
+            parse_tracestate("rojo=00f067aa0ba902b7, congo=t61rcWkgMzE,,").as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        let members: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        assert!(parse_tracestate(&members.join(",")).is_some());
+        let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(parse_tracestate(&members.join(",")), None);
+        let long = format!("a={},b={}", "x".repeat(256), "y".repeat(256));
+        assert_eq!(parse_tracestate(&long), None);
+        for bad in ["", "novalue", "=v", "K=v", "k=a=b", "k=", "k=v ,x"] {
+            assert_eq!(parse_tracestate(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn extract_w3c_with_tracestate() {
+        let h = headers(&[
+            (TRACEPARENT, TP),
+            (TRACESTATE, "a=1"),
+            (TRACESTATE, "b=2"),
+            (B3, "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"),
+        ]);
+        let ctx = extract(&h).unwrap();
+        assert_eq!(ctx.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.trace_state.as_deref(), Some("a=1,b=2"));
+    }
+
+    #[test]
+    fn extract_falls_back_to_b3() {
+        let h = headers(&[
+            (TRACEPARENT, "garbage"),
+            (
+                B3,
+                "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d-05e3ac9a4f6e3b90",
+            ),
+            (X_B3_TRACEID, "463ac35c9f6413ad48485a3953bb6124"),
+            (X_B3_SPANID, "0020000000000001"),
+        ]);
+        let ctx = extract(&h).unwrap();
+        assert_eq!(ctx.trace_id.to_string(), "80f198ee56343ba864fe8b2a57d3eff7");
+        assert_eq!(ctx.span_id.to_string(), "e457b5a2e4d86bd1");
+        assert_eq!(ctx.parent_span_id.unwrap().to_string(), "05e3ac9a4f6e3b90");
+        assert!(ctx.debug && ctx.sampled == Some(true));
+
+        let h = headers(&[
+            (X_B3_TRACEID, "463ac35c9f6413ad"),
+            (X_B3_SPANID, "0020000000000001"),
+            (X_B3_PARENTSPANID, "0020000000000002"),
+            (X_B3_SAMPLED, "true"),
+        ]);
+        let ctx = extract(&h).unwrap();
+        assert_eq!(ctx.trace_id.to_string(), "0000000000000000463ac35c9f6413ad");
+        assert_eq!(ctx.parent_span_id.unwrap().to_string(), "0020000000000002");
+        assert_eq!(ctx.sampled, Some(true));
+        assert!(!ctx.debug);
+    }
+
+    #[test]
+    fn b3_multi_cases() {
+        let base = [
+            (X_B3_TRACEID, "463ac35c9f6413ad48485a3953bb6124"),
+            (X_B3_SPANID, "a2fb4a1d1a96d312"),
+        ];
+        let ctx = |extra: &[(&'static str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            extract(&headers(&all))
+        };
+        assert_eq!(ctx(&[]).unwrap().sampled, None);
+        assert_eq!(ctx(&[(X_B3_SAMPLED, "0")]).unwrap().sampled, Some(false));
+        assert_eq!(
+            ctx(&[(X_B3_SAMPLED, "false")]).unwrap().sampled,
+            Some(false)
+        );
+        assert_eq!(ctx(&[(X_B3_SAMPLED, "1")]).unwrap().sampled, Some(true));
+        assert_eq!(ctx(&[(X_B3_SAMPLED, "yes")]).unwrap().sampled, None);
+        let dbg = ctx(&[(X_B3_FLAGS, "1"), (X_B3_SAMPLED, "0")]).unwrap();
+        assert!(dbg.debug && dbg.is_sampled());
+        // Bad parent is dropped, not fatal.
+        assert_eq!(
+            ctx(&[(X_B3_PARENTSPANID, "zz")]).unwrap().parent_span_id,
+            None
+        );
+        // One id without the other, bad lengths, zero ids.
+        let only_trace = headers(&[base[0]]);
+        assert_eq!(extract(&only_trace), None);
+        for bad in [
+            "463ac35c9f6413a",
+            "0000000000000000",
+            "463ac35c9f6413ad48485a3953bb61245",
+        ] {
+            assert_eq!(extract(&headers(&[(X_B3_TRACEID, bad), base[1]])), None);
+        }
+        assert_eq!(
+            extract_any(&headers(&[(X_B3_SAMPLED, "0")])),
+            Extracted::SamplingOnly(SamplingOnly {
+                sampled: Some(false),
+                debug: false
+            })
+        );
+    }
+
+    #[test]
+    fn b3_single_cases() {
+        for (v, sampled, debug) in [
+            ("0", Some(false), false),
+            ("1", Some(true), false),
+            ("d", Some(true), true),
+        ] {
+            assert_eq!(
+                parse_b3_single(v),
+                Some(B3Context::SamplingOnly(SamplingOnly { sampled, debug }))
+            );
+            assert_eq!(
+                extract_any(&headers(&[(B3, v)])),
+                Extracted::SamplingOnly(SamplingOnly { sampled, debug })
+            );
+        }
+        let Some(B3Context::Context(c)) = parse_b3_single("a3ce929d0e0e4736-00f067aa0ba902b7")
+        else {
+            panic!()
+        };
+        assert_eq!(c.sampled, None);
+        assert_eq!(c.trace_id.to_string(), "0000000000000000a3ce929d0e0e4736");
+        for bad in [
+            "",
+            "2",
+            "a3ce929d0e0e4736",
+            "a3ce929d0e0e4736-00f067aa0ba902b7-x",
+            "a3ce929d0e0e4736-00f067aa0ba902b7-1-00f067aa0ba902b",
+            "a3ce929d0e0e4736-00f067aa0ba902b7-1-00f067aa0ba902b7-1",
+            "a3ce929d0e0e4736--1",
+        ] {
+            assert_eq!(parse_b3_single(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn inject_writes_styles_and_removes_stale() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let received = parse_traceparent(TP).unwrap();
+        let mut ctx = received.child(&mut rng);
+        ctx.trace_state = Some("a=1".into());
+        assert_eq!(ctx.trace_id, received.trace_id);
+        assert_ne!(ctx.span_id, received.span_id);
+        assert_eq!(ctx.parent_span_id, Some(received.span_id));
+
+        let mut h = headers(&[(B3, "1"), (X_B3_FLAGS, "1"), (TRACESTATE, "old=1")]);
+        inject(&ctx, PropagationSet::default(), &mut h);
+        assert_eq!(h.get(B3), None);
+        assert_eq!(h.get(X_B3_FLAGS), None);
+        assert_eq!(h[TRACESTATE], "a=1");
+        assert_eq!(h[TRACEPARENT], ctx.to_traceparent().as_str());
+        assert_eq!(h[X_B3_SPANID], ctx.span_id.to_string().as_str());
+        assert_eq!(h[X_B3_PARENTSPANID], received.span_id.to_string().as_str());
+        assert_eq!(h[X_B3_SAMPLED], "1");
+        // W3C wins and carries no parent span.
+        let mut w3c = ctx.clone();
+        w3c.parent_span_id = None;
+        assert_eq!(extract(&h), Some(w3c));
+
+        let mut h = HeaderMap::new();
+        inject(
+            &ctx,
+            PropagationSet::EMPTY.with(Propagation::B3Single),
+            &mut h,
+        );
+        assert_eq!(h.len(), 1);
+        let mut back = extract(&h).unwrap();
+        back.trace_state = ctx.trace_state.clone();
+        assert_eq!(back, ctx);
+
+        let mut h = headers(&[(TRACEPARENT, TP)]);
+        inject(&ctx, PropagationSet::EMPTY, &mut h);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn propagation_names() {
+        let set: PropagationSet = ["tracecontext", "b3", "b3multi", "jaeger"]
+            .into_iter()
+            .filter_map(Propagation::from_otel_name)
+            .collect();
+        assert_eq!(set, PropagationSet::ALL);
+        assert!(!PropagationSet::default().contains(Propagation::B3Single));
+        assert!(PropagationSet::EMPTY.is_empty());
+    }
+
+    #[test]
+    fn random_ids_are_never_zero() {
+        struct Zero;
+        impl rand::TryRng for Zero {
+            type Error = std::convert::Infallible;
+            fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+                Ok(0)
+            }
+            fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+                Ok(0)
+            }
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+                dst.fill(0);
+                Ok(())
+            }
+        }
+        assert!(TraceId::from_bytes(TraceId::random(&mut Zero).to_bytes()).is_some());
+        assert!(SpanId::from_bytes(SpanId::random(&mut Zero).to_bytes()).is_some());
+    }
+
+    fn arb_ctx() -> impl Strategy<Value = TraceContext> {
+        (
+            any::<[u8; 16]>().prop_filter_map("zero", TraceId::from_bytes),
+            any::<[u8; 8]>().prop_filter_map("zero", SpanId::from_bytes),
+            proptest::option::of(any::<[u8; 8]>().prop_filter_map("zero", SpanId::from_bytes)),
+            proptest::option::of(any::<bool>()),
+            any::<bool>(),
+            proptest::option::of("[a-z][a-z0-9_*/@-]{0,10}=[!-+--<>-~]{1,10}"),
+        )
+            .prop_map(
+                |(trace_id, span_id, parent_span_id, sampled, debug, trace_state)| TraceContext {
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    sampled: if debug { Some(true) } else { sampled },
+                    trace_state,
+                    debug,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,80}", t in "[0-9a-fA-F-]{0,80}") {
+            for v in [&s, &t] {
+                let _ = parse_traceparent(v);
+                let _ = parse_tracestate(v);
+                let _ = parse_b3_single(v);
+                if let Ok(hv) = HeaderValue::from_str(v) {
+                    let mut h = HeaderMap::new();
+                    for name in TRACE_HEADERS {
+                        h.insert(name, hv.clone());
+                    }
+                    let _ = extract_any(&h);
+                    h.remove(TRACEPARENT);
+                    let _ = extract_any(&h);
+                    h.remove(B3);
+                    let _ = extract_any(&h);
+                }
+            }
+        }
+
+        #[test]
+        fn w3c_round_trip(ctx in arb_ctx()) {
+            let back = parse_traceparent(&ctx.to_traceparent()).unwrap();
+            prop_assert_eq!(back.trace_id, ctx.trace_id);
+            prop_assert_eq!(back.span_id, ctx.span_id);
+            prop_assert_eq!(back.sampled, Some(ctx.is_sampled()));
+        }
+
+        #[test]
+        fn b3_round_trip(ctx in arb_ctx()) {
+            let mut h = HeaderMap::new();
+            inject(&ctx, PropagationSet::EMPTY.with(Propagation::B3Multi), &mut h);
+            let mut expected = ctx.clone();
+            expected.trace_state = None;
+            prop_assert_eq!(extract(&h), Some(expected.clone()));
+            let single = parse_b3_single(&ctx.to_b3_single());
+            if ctx.sampled.is_none() {
+                expected.parent_span_id = None;
+            }
+            prop_assert_eq!(single, Some(B3Context::Context(expected)));
+        }
+
+        #[test]
+        fn all_styles_round_trip(ctx in arb_ctx()) {
+            let mut h = HeaderMap::new();
+            inject(&ctx, PropagationSet::ALL, &mut h);
+            let back = extract(&h).unwrap();
+            prop_assert_eq!(back.trace_id, ctx.trace_id);
+            prop_assert_eq!(back.span_id, ctx.span_id);
+            prop_assert_eq!(back.trace_state, ctx.trace_state);
+        }
+    }
+}
