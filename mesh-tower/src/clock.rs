@@ -4,6 +4,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Seconds since the Unix epoch by the wall clock: the crate's one wall-clock read, for
+/// what is a matter of calendar dates (certificate validity, token expiry).
+#[allow(clippy::disallowed_types)]
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// A monotonic clock on tokio's time (so tests can pause it), counting from its creation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Clock {

@@ -32,6 +32,8 @@ pub mod mirror;
 pub mod retry;
 mod route;
 pub mod server;
+#[cfg(test)]
+mod test_metrics;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod timeout;

@@ -22,11 +22,8 @@ use crate::server::ServerError;
 pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 /// The system clock in unix seconds.
-#[allow(clippy::disallowed_types)]
 fn system_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    u64::try_from(crate::clock::unix_now()).unwrap_or(0)
 }
 
 /// Builds an [`AuthnLayer`] with options: the clock and the trust roots of `https`

@@ -1,8 +1,7 @@
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,6 +19,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::*;
 use crate::server::ServerError;
+use crate::test_metrics::Counters;
 
 const NOW: u64 = 1_700_000_000;
 const ISS: &str = "https://issuer.example.com";
@@ -222,93 +222,12 @@ async fn rejection(svc: &AuthnService<App>, token: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // A metrics recorder counting counters by name and labels
 
-#[derive(Default)]
-struct CountingRecorder {
-    counters: Mutex<HashMap<String, Arc<AtomicU64>>>,
-}
-
-struct CounterHandle(Arc<AtomicU64>);
-
-impl metrics::CounterFn for CounterHandle {
-    fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::Relaxed);
-    }
-    fn absolute(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-}
-
-fn key_text(key: &metrics::Key) -> String {
-    let mut labels: Vec<String> = key
-        .labels()
-        .map(|l| format!("{}={}", l.key(), l.value()))
-        .collect();
-    labels.sort();
-    format!("{}{{{}}}", key.name(), labels.join(","))
-}
-
-impl metrics::Recorder for CountingRecorder {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let cell = self
-            .counters
-            .lock()
-            .unwrap()
-            .entry(key_text(key))
-            .or_default()
-            .clone();
-        metrics::Counter::from_arc(Arc::new(CounterHandle(cell)))
-    }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
-/// The process-wide recorder of this test binary (tests tell their counters apart by
-/// label values).
-fn recorder() -> &'static CountingRecorder {
-    static RECORDER: OnceLock<&'static CountingRecorder> = OnceLock::new();
-    RECORDER.get_or_init(|| {
-        let recorder: &'static CountingRecorder = Box::leak(Box::default());
-        let _ = metrics::set_global_recorder(recorder);
-        recorder
-    })
+fn recorder() -> &'static Counters {
+    Counters::global()
 }
 
 fn counter(text: &str) -> u64 {
-    recorder()
-        .counters
-        .lock()
-        .unwrap()
-        .get(text)
-        .map_or(0, |c| c.load(Ordering::Relaxed))
+    recorder().get(text)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -15,6 +14,7 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
 use crate::server::ReplyLayer;
+use crate::test_metrics::Counters;
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
@@ -410,77 +410,6 @@ async fn the_reply_layer_answers_403_rbac_access_denied() {
 
 // ---------------------------------------------------------------------------------------
 // Metrics.
-
-/// A recorder of counters by `name{labels}`.
-#[derive(Default)]
-struct Counters {
-    counts: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
-}
-
-struct Count(Arc<AtomicU64>);
-
-impl metrics::CounterFn for Count {
-    fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::SeqCst);
-    }
-
-    fn absolute(&self, value: u64) {
-        self.0.fetch_max(value, Ordering::SeqCst);
-    }
-}
-
-impl Counters {
-    fn get(&self, key: &str) -> u64 {
-        let counts = self.counts.lock().unwrap();
-        counts.get(key).map_or(0, |c| c.load(Ordering::SeqCst))
-    }
-}
-
-impl metrics::Recorder for Counters {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let count = self.counts.lock().unwrap().entry(name).or_default().clone();
-        metrics::Counter::from_arc(Arc::new(Count(count)))
-    }
-
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn denials_and_audits_are_counted_by_policy() {

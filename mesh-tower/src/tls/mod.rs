@@ -52,14 +52,7 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// Seconds since the Unix epoch by the wall clock. Certificate validity is a matter of
-/// calendar dates, so this is the one place the TLS module reads the wall clock.
-#[allow(clippy::disallowed_types)]
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use crate::clock::unix_now;
 
 /// A unix time as `2025-01-31T12:00:00Z`, for messages.
 pub(crate) fn format_unix(ts: i64) -> String {

@@ -301,7 +301,7 @@ pub(crate) fn label_key(s: &str) -> Result<(), String> {
             return Err(format!("prefix `{prefix}` must be a lower-case DNS name"));
         }
     }
-    label_name(name).map_err(|e| format!("name `{name}` {e}"))
+    super::super::validate::label_value(name).map_err(|e| format!("name `{name}` {e}"))
 }
 
 /// A workload-selector label value: empty, or a Kubernetes label value; no wildcards.
@@ -312,12 +312,6 @@ pub(crate) fn label_value(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Ok(());
     }
-    label_name(s)
-}
-
-/// Up to 63 of `A-Za-z0-9-_.`, starting and ending with a letter or digit: a label name's
-/// last part, or a non-empty label value.
-fn label_name(s: &str) -> Result<(), String> {
     super::super::validate::label_value(s)
 }
 
