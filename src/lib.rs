@@ -30,6 +30,7 @@ pub use mesh_core::{ConfigError, MeshConfig};
 pub use mesh_tower::authn::RequestAuth;
 pub use mesh_tower::context::RequestContext;
 pub use mesh_tower::server::Peer;
+pub use mesh_tower::telemetry::Telemetry;
 pub use mesh_tower::tls::{DevCa, Identity};
 pub use mesh_tower::{
     BuildError, LocalReply, MeshClient, MeshClientBuilder, MeshError, MeshServer,
@@ -42,6 +43,7 @@ pub mod prelude {
     pub use mesh_tower::authn::RequestAuth;
     pub use mesh_tower::context::RequestContext;
     pub use mesh_tower::server::{Peer, ServerLayer};
+    pub use mesh_tower::telemetry::Telemetry;
     pub use mesh_tower::tls::Identity;
     pub use mesh_tower::{MeshClient, MeshServer, RequestBody, ResponseBody};
 }

@@ -58,6 +58,7 @@ use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
 use crate::local_reply::local_reply;
 use crate::mirror::{MirrorLayer, Shadow};
 use crate::route::{CompiledRoute, Host, Routed};
+use crate::telemetry::{Telemetry, TelemetryError, Upstream};
 use crate::tls::{CertError, Identity, TlsConnector};
 
 /// Why a [`MeshClient`] could not be built.
@@ -91,6 +92,9 @@ pub enum BuildError {
     /// The workload's certificates (`security.certificates`) cannot be used.
     #[error("workload certificates: {0}")]
     Certificates(#[from] CertError),
+    /// A telemetry setting (an access-log file) cannot be used.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// Builds a [`MeshClient`].
@@ -99,6 +103,7 @@ pub struct MeshClientBuilder {
     config: Option<MeshConfig>,
     discover: Option<Arc<dyn Discover>>,
     identity: Option<Identity>,
+    telemetry: Option<Telemetry>,
 }
 
 impl fmt::Debug for MeshClientBuilder {
@@ -131,6 +136,13 @@ impl MeshClientBuilder {
         self
     }
 
+    /// Reports with `telemetry` (otherwise [`Telemetry::from_config`] of the config); share
+    /// one with the workload's `MeshServer`.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
     /// Validates the config and builds the client; loads the workload's certificates when
     /// the config names them and no identity was given (call inside a tokio runtime, which
     /// runs their reload task).
@@ -151,6 +163,10 @@ impl MeshClientBuilder {
             (Some(identity), _) => Some(identity),
             (None, Some(files)) => Some(Identity::from_files(files)?),
             (None, None) => None,
+        };
+        let telemetry = match self.telemetry {
+            Some(t) => t,
+            None => Telemetry::from_config(&config)?,
         };
         let workload = &config.workload;
         let policies = config
@@ -200,6 +216,7 @@ impl MeshClientBuilder {
         Ok(MeshClient {
             inner: Arc::new(Inner {
                 egress: EgressPolicy::new(&config),
+                telemetry,
                 config,
                 discover,
                 identity,
@@ -229,6 +246,8 @@ struct Inner {
     identity: Option<Identity>,
     /// Which hosts may be called; asked once per host.
     egress: EgressPolicy,
+    /// Metrics, spans and access log of every backend.
+    telemetry: Telemetry,
     policies: Vec<PolicyEntry>,
     virtual_hosts: Vec<VirtualHost>,
     /// Hosts by the authority callers wrote; read on every request without a lock.
@@ -597,7 +616,11 @@ impl Inner {
                     }
                 };
                 tracing::debug!(backend = %name, configured = entry.is_some(), "new backend");
-                Arc::new(Backend::new(name, policy, endpoints, tls))
+                let upstream = upstream(target, None);
+                Arc::new(
+                    Backend::new(name, policy, endpoints, tls)
+                        .telemetry(&self.telemetry, &upstream),
+                )
             }
             Some(subset) => {
                 let name: Arc<str> = format!("{base} subset {subset}").into();
@@ -629,7 +652,11 @@ impl Inner {
                     }
                 };
                 tracing::debug!(backend = %name, "new subset backend");
-                Arc::new(Backend::new(name, &found.policy, endpoints, tls))
+                let upstream = upstream(target, Some(subset));
+                Arc::new(
+                    Backend::new(name, &found.policy, endpoints, tls)
+                        .telemetry(&self.telemetry, &upstream),
+                )
             }
         };
         backends.insert(key, backend.clone());
@@ -639,12 +666,15 @@ impl Inner {
     /// A backend that answers every request with 503 UH naming `reason`.
     fn failing_backend(&self, name: Arc<str>, reason: String) -> Arc<Backend> {
         tracing::warn!(backend = %name, %reason, "backend cannot be resolved");
-        Arc::new(Backend::new(
-            name,
-            &self.config.defaults,
-            unresolved(reason),
-            None,
-        ))
+        let upstream = Upstream {
+            host: name.clone(),
+            port: 0,
+            subset: None,
+        };
+        Arc::new(
+            Backend::new(name, &self.config.defaults, unresolved(reason), None)
+                .telemetry(&self.telemetry, &upstream),
+        )
     }
 
     /// How connections to `target` are secured under `policy`'s `tls` (Istio's
@@ -716,6 +746,20 @@ impl Inner {
 }
 
 /// An endpoint stream that never resolves, for `reason`.
+/// How telemetry names the destination `target` (and `subset`).
+fn upstream(target: &Target, subset: Option<&str>) -> Upstream {
+    let (host, port) = match target {
+        Target::Host { fqdn, port } => (fqdn.as_str().into(), *port),
+        Target::Srv { fqdn } => (fqdn.as_str().into(), 0),
+        Target::Addr(addr) => (addr.ip().to_string().into(), addr.port()),
+    };
+    Upstream {
+        host,
+        port,
+        subset: subset.map(Arc::from),
+    }
+}
+
 fn unresolved(reason: String) -> EndpointWatch {
     tokio::sync::watch::channel(Resolution::Unresolved(reason.into())).1
 }

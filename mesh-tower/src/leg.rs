@@ -32,9 +32,12 @@ use crate::hedge::{Hedge, HedgeLayer};
 use crate::limit::{
     ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
 };
-use crate::local_reply::{LocalReplyFuture, LocalReplyLayer, LocalReplyService};
+use crate::local_reply::{LocalReplyLayer, LocalReplyService};
 use crate::mirror::{MirrorLayer, MirrorService};
 use crate::retry::{self, Retry, RetryLayer};
+use crate::telemetry::metrics::ClientMetrics;
+use crate::telemetry::trace::ClientTrace;
+use crate::telemetry::{ClientMetricsLayer, ClientTraceLayer, Telemetry, Upstream};
 use crate::timeout::{Timeout, TimeoutLayer};
 
 /// A request extension: the address of the caller the request is made for (a gateway sets
@@ -48,7 +51,7 @@ type Inner = RateLimitService<
         ResponseBody,
     >,
 >;
-pub(crate) type LegStack = LocalReplyService<Inner>;
+pub(crate) type LegStack = ClientTrace<ClientMetrics<LocalReplyService<Inner>>>;
 
 /// One destination host, or one subset of it, with its balancer and policy.
 pub(crate) struct Backend {
@@ -64,6 +67,10 @@ pub(crate) struct Backend {
     pub(crate) rate_limit: RateLimitLayer,
     /// The destination's concurrency limit, shared by every route to it.
     pub(crate) concurrency_limit: ConcurrencyLimitLayer<ResponseBody>,
+    /// The client span and propagated headers of every call to the backend.
+    pub(crate) trace: ClientTraceLayer,
+    /// The backend's `reporter="source"` metrics and access log.
+    pub(crate) metrics: ClientMetricsLayer,
 }
 
 impl Backend {
@@ -91,9 +98,18 @@ impl Backend {
                 Side::Client,
             )
             .hold_with::<ResponseBody>(),
+            trace: ClientTraceLayer::new(&Telemetry::disabled(), &Upstream::unknown()),
+            metrics: ClientMetricsLayer::new(&Telemetry::disabled(), &Upstream::unknown()),
             name,
             policy: policy.clone(),
         }
+    }
+
+    /// The backend reporting to `telemetry` as `upstream`.
+    pub(crate) fn telemetry(mut self, telemetry: &Telemetry, upstream: &Upstream) -> Self {
+        self.trace = ClientTraceLayer::new(telemetry, upstream);
+        self.metrics = ClientMetricsLayer::new(telemetry, upstream);
+        self
     }
 }
 
@@ -143,6 +159,8 @@ impl Leg {
         }
         let name = backend.name.clone();
         let stack = ServiceBuilder::new()
+            .layer(backend.trace.clone())
+            .layer(backend.metrics.clone())
             .layer(LocalReplyLayer::new())
             .layer(backend.rate_limit.clone())
             .layer(backend.concurrency_limit.clone())
@@ -246,7 +264,7 @@ pin_project_lite::pin_project! {
     /// The response future of a leg.
     pub(crate) struct LegFuture {
         #[pin]
-        inner: LocalReplyFuture<<Inner as Service<Request<RequestBody>>>::Future>,
+        inner: <LegStack as Service<Request<RequestBody>>>::Future,
         after: Option<Box<After>>,
     }
 }

@@ -32,6 +32,7 @@ pub mod mirror;
 pub mod retry;
 mod route;
 pub mod server;
+pub mod telemetry;
 #[cfg(test)]
 mod test_metrics;
 #[cfg(feature = "testing")]

@@ -30,7 +30,7 @@ use super::{
     LoadBalancer, MeshConfig, MtlsMode, NxDomainPolicy, OutboundTrafficPolicy, OutlierDetection,
     PeakEwmaConfig, PeerAuthentication, Protocol, RequestAuthentication, RetryBudgetConfig,
     RetryConcurrencyBudget, RetryPolicy, SecurityConfig, ServerConfig, Subset, SubsetEndpoints,
-    TrafficPolicy, Workload,
+    TelemetryConfig, TrafficPolicy, Workload,
 };
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -50,6 +50,7 @@ pub struct MeshConfigBuilder {
     pub(super) virtual_services: Vec<VirtualService>,
     pub(super) server: ServerConfig,
     pub(super) security: SecurityConfig,
+    pub(super) telemetry: TelemetryConfig,
     pub(super) warnings: Vec<ConfigWarning>,
 }
 
@@ -682,6 +683,7 @@ impl MeshConfigBuilder {
             virtual_services: self.virtual_services,
             server: self.server,
             security: self.security,
+            telemetry: self.telemetry,
             warnings: self.warnings,
         };
         config.validate()?;

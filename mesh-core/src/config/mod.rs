@@ -25,6 +25,7 @@ mod error;
 mod file;
 mod istio;
 mod security;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -40,6 +41,9 @@ pub use security::{
     DEFAULT_IDENTITY_TEMPLATE, JwksSource, JwtHeader, JwtRule, Matcher, MtlsMode, OutboundMode,
     OutboundTrafficPolicy, PeerAuthentication, RequestAuthentication, SecurityConfig,
     ServerSecurity,
+};
+pub use telemetry::{
+    AccessLogConfig, AccessLogFormat, AccessLogOutput, DEFAULT_CLUSTER_ID, TelemetryConfig,
 };
 
 /// The whole configuration of one workload's mesh.
@@ -59,6 +63,8 @@ pub struct MeshConfig {
     pub server: ServerConfig,
     /// Certificates, mTLS, JWT, authorization and egress.
     pub security: SecurityConfig,
+    /// Metrics, tracing, propagated headers and access logs.
+    pub telemetry: TelemetryConfig,
     /// Fields that were read but are not implemented, by path; the client logs them.
     pub warnings: Vec<ConfigWarning>,
 }

@@ -100,6 +100,9 @@ pub enum ServerBuildError {
     /// server was not given.
     #[error("workload certificates: {0}")]
     Certificates(#[from] crate::tls::CertError),
+    /// A telemetry setting (an access-log file) cannot be used.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     /// The listener's address cannot be read.
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),

@@ -6,6 +6,8 @@
 //! | layer | does |
 //! |---|---|
 //! | listener ([`MeshServer`] only) | TLS by the peer-authentication mode (`ServerSecurity::mtls`): STRICT (mutual TLS only), PERMISSIVE (mutual TLS and plaintext on one port, told apart by the first byte), DISABLE; every request gets a [`Peer`] extension with the caller's address and verified SPIFFE identity |
+//! | [`ServerTraceLayer`] | reads the caller's trace context (W3C or B3), makes the server span, gives the request an `x-request-id` when it has none (see [`telemetry`](crate::telemetry)) |
+//! | [`ServerMetricsLayer`] | reads and strips the caller's peer metadata, records Istio's `reporter="destination"` metrics of every answer (local replies included) and writes the access log |
 //! | [`ReplyLayer`] | answers every [`ServerError`] with a local reply: 429 `local_rate_limited`, 503 `overloaded` with `x-mesh-overloaded: true`, 400 for a malformed deadline header, 504 for a deadline passed on arrival, 401 for an invalid token, 403 `RBAC: access denied`, 500 for an application error |
 //! | [`ContextLayer`] | reads the inbound deadline (`x-mesh-timeout-ms`, or `grpc-timeout` of gRPC requests) and runs the handler inside a [`RequestContext`](crate::context::RequestContext) carrying it, for the client stack to bound the outbound calls made while handling the request |
 //! | [`RateLimitLayer`] | the local rate limit (`ServerConfig::rate_limit`) |
@@ -70,6 +72,9 @@ use crate::authz::{AuthzLayer, AuthzService};
 use crate::limit::{
     ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
 };
+use crate::telemetry::metrics::ServerMetrics;
+use crate::telemetry::trace::ServerTrace;
+use crate::telemetry::{ServerMetricsLayer, ServerTraceLayer, Telemetry};
 use mesh_core::authz::Authorizer;
 
 mod app;
@@ -97,10 +102,16 @@ pub use serve::MeshServer;
 pub(crate) const DEFAULT_NAME: &str = "inbound";
 
 /// The whole server stack around an application `S`: see the [module documentation](self).
-pub type ServerService<S> = ReplyService<
-    ContextService<
-        RateLimitService<
-            ConcurrencyLimitService<NormalizeService<AuthnService<AuthzService<AppService<S>>>>>,
+pub type ServerService<S> = ServerTrace<
+    ServerMetrics<
+        ReplyService<
+            ContextService<
+                RateLimitService<
+                    ConcurrencyLimitService<
+                        NormalizeService<AuthnService<AuthzService<AppService<S>>>>,
+                    >,
+                >,
+            >,
         >,
     >,
 >;
@@ -109,6 +120,9 @@ pub type ServerService<S> = ReplyService<
 /// makes (and every clone) shares one rate limit and one concurrency limit.
 #[derive(Clone, Debug)]
 pub struct ServerLayer {
+    name: Arc<str>,
+    trace: ServerTraceLayer,
+    metrics: ServerMetricsLayer,
     context: ContextLayer,
     rate_limit: RateLimitLayer,
     concurrency_limit: ConcurrencyLimitLayer,
@@ -117,12 +131,17 @@ pub struct ServerLayer {
 }
 
 impl ServerLayer {
-    /// The stack of `config`; `name` labels the limits' metrics. Fails when a JWT rule or
-    /// an authorization policy of `config.security` cannot be used.
+    /// The stack of `config`; `name` labels the limits' metrics. Reports with
+    /// [`Telemetry::default`] unless [`ServerLayer::telemetry`] says otherwise. Fails when a
+    /// JWT rule or an authorization policy of `config.security` cannot be used.
     pub fn new(name: impl Into<Arc<str>>, config: &ServerConfig) -> Result<Self, ServerBuildError> {
         let name = name.into();
         let security = &config.security;
+        let telemetry = Telemetry::default();
         Ok(Self {
+            trace: ServerTraceLayer::new(&telemetry, name.clone()),
+            metrics: ServerMetricsLayer::new(&telemetry, name.clone()),
+            name: name.clone(),
             authn: AuthnLayer::new(&security.jwt_rules)?,
             authz: AuthzLayer::new(Authorizer::new(&security.authorization)?)
                 .trusted_proxies(security.num_trusted_proxies as usize),
@@ -134,6 +153,15 @@ impl ServerLayer {
                 Side::Server,
             ),
         })
+    }
+}
+
+impl ServerLayer {
+    /// The same stack reporting with `telemetry` (share one with the workload's client).
+    pub fn telemetry(mut self, telemetry: &Telemetry) -> Self {
+        self.trace = ServerTraceLayer::new(telemetry, self.name.clone());
+        self.metrics = ServerMetricsLayer::new(telemetry, self.name.clone());
+        self
     }
 }
 
@@ -152,7 +180,8 @@ impl<S> Layer<S> for ServerLayer {
         let app = self.concurrency_limit.layer(app);
         let app = self.rate_limit.layer(app);
         let app = self.context.layer(app);
-        ReplyLayer::new().layer(app)
-        // Slot: telemetry around the local reply.
+        let app = ReplyLayer::new().layer(app);
+        let app = self.metrics.layer(app);
+        self.trace.layer(app)
     }
 }

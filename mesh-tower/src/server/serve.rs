@@ -20,6 +20,7 @@ use tower_layer::Layer;
 use super::drain::{Phase, Shutdown, connection};
 use super::{DEFAULT_NAME, Peer, ServerBuildError, ServerLayer};
 use crate::BoxError;
+use crate::telemetry::Telemetry;
 use crate::tls::{Identity, ServerIo, TlsAcceptor};
 
 /// How long accepting pauses after an error that is not about one connection (such as
@@ -60,6 +61,7 @@ pub struct MeshServer {
     config: ServerConfig,
     name: Arc<str>,
     identity: Option<Identity>,
+    telemetry: Telemetry,
 }
 
 impl MeshServer {
@@ -70,15 +72,19 @@ impl MeshServer {
             config,
             name: Arc::from(DEFAULT_NAME),
             identity: None,
+            telemetry: Telemetry::default(),
         }
     }
 
     /// The server of a workload's whole configuration: [`MeshConfig::inbound`] (the server
     /// settings with the security documents that apply to the workload), named after the
     /// workload's service, with the workload's certificates when the configuration names
-    /// them (reloaded when the files change; call inside a tokio runtime).
+    /// them (reloaded when the files change; call inside a tokio runtime), reporting with
+    /// [`Telemetry::from_config`].
     pub fn from_config(config: &MeshConfig) -> Result<Self, ServerBuildError> {
-        let mut server = Self::new(config.inbound()).name(config.workload.service.clone());
+        let mut server = Self::new(config.inbound())
+            .name(config.workload.service.clone())
+            .telemetry(Telemetry::from_config(config)?);
         if let Some(files) = &config.security.certificates {
             server.identity = Some(Identity::from_files(files)?);
         }
@@ -89,6 +95,13 @@ impl MeshServer {
     /// share one with the workload's `MeshClient`.
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
+        self
+    }
+
+    /// Reports with `telemetry` ([`Telemetry::default`] otherwise); share one with the
+    /// workload's `MeshClient`.
+    pub fn telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
         self
     }
 
@@ -105,7 +118,7 @@ impl MeshServer {
 
     /// The server stack as one layer, for a server of your own; each call makes new limits.
     pub fn layer(&self) -> Result<ServerLayer, ServerBuildError> {
-        ServerLayer::new(self.name.clone(), &self.config)
+        Ok(ServerLayer::new(self.name.clone(), &self.config)?.telemetry(&self.telemetry))
     }
 
     /// Serves `app` on `listener` until `shutdown` resolves, then shuts down gracefully;
