@@ -192,6 +192,25 @@ pin_project_lite::pin_project! {
     pub struct ResponseBody {
         #[pin]
         kind: ResponseKind,
+        // Told about every frame; dropped when the body ends, fails or is dropped.
+        observer: Option<Box<dyn BodyObserver>>,
+    }
+}
+
+/// Watches a response body for telemetry: told about each frame the caller reads, and
+/// dropped when the body ends, fails or is dropped (which is when it records).
+pub(crate) trait BodyObserver: Send + Sync + 'static {
+    /// A frame on its way to the caller.
+    fn frame(&mut self, frame: &Frame<Bytes>);
+}
+
+/// Two observers of one body, told in order.
+struct Both(Box<dyn BodyObserver>, Box<dyn BodyObserver>);
+
+impl BodyObserver for Both {
+    fn frame(&mut self, frame: &Frame<Bytes>) {
+        self.0.frame(frame);
+        self.1.frame(frame);
     }
 }
 
@@ -227,7 +246,17 @@ impl ResponseBody {
                 held: None,
                 limit: None,
             },
+            observer: None,
         }
+    }
+
+    /// Has `observer` told about this body's frames and dropped when it ends (after any
+    /// observer set before).
+    pub(crate) fn observe(&mut self, observer: Box<dyn BodyObserver>) {
+        self.observer = Some(match self.observer.take() {
+            Some(first) => Box::new(Both(first, observer)),
+            None => observer,
+        });
     }
 
     /// Keeps a circuit breaker's slot until the body ends (at once when it has ended).
@@ -262,6 +291,7 @@ impl ResponseBody {
             kind: ResponseKind::Local {
                 data: (!data.is_empty()).then_some(data),
             },
+            observer: None,
         }
     }
 
@@ -308,7 +338,8 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.project().kind.project() {
+        let this = self.project();
+        let polled = match this.kind.project() {
             ResponseKindProj::Upstream {
                 body,
                 in_flight,
@@ -328,7 +359,15 @@ impl Body for ResponseBody {
             ResponseKindProj::Local { data } => {
                 Poll::Ready(data.take().map(|d| Ok(Frame::data(d))))
             }
+        };
+        if let Some(observer) = this.observer {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => observer.frame(frame),
+                Poll::Ready(None | Some(Err(_))) => *this.observer = None,
+                Poll::Pending => {}
+            }
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -71,6 +71,9 @@ pub(crate) struct Backend {
     pub(crate) trace: ClientTraceLayer,
     /// The backend's `reporter="source"` metrics and access log.
     pub(crate) metrics: ClientMetricsLayer,
+    /// Whether connections present the workload's identity (ISTIO_MUTUAL): the metrics'
+    /// `source_principal`.
+    istio_mutual: bool,
 }
 
 impl Backend {
@@ -86,7 +89,11 @@ impl Backend {
             policy.connection_pool.max_retries,
             policy.retry_concurrency_budget,
         );
+        let istio_mutual = tls.as_ref().is_some_and(|tls| {
+            tls.connector.mode() == mesh_core::config::ClientTlsMode::IstioMutual
+        });
         Self {
+            istio_mutual,
             balance: Balance::secured(name.clone(), policy, endpoints, tls),
             breaker: BreakerLayer::new(name.clone(), limits),
             retries: retry::Destination::new(name.clone(), &policy.retries, retry_limits),
@@ -108,7 +115,7 @@ impl Backend {
     /// The backend reporting to `telemetry` as `upstream`.
     pub(crate) fn telemetry(mut self, telemetry: &Telemetry, upstream: &Upstream) -> Self {
         self.trace = ClientTraceLayer::new(telemetry, upstream);
-        self.metrics = ClientMetricsLayer::new(telemetry, upstream);
+        self.metrics = ClientMetricsLayer::secured(telemetry, upstream, self.istio_mutual);
         self
     }
 }

@@ -191,7 +191,7 @@ async fn replies_carry_the_error_and_the_app_body_passes_through() {
     })
     .layer(deadline_echo());
     let res = svc.oneshot(request(&[])).await.unwrap();
-    assert!(res.body().is_local());
+    assert!(res.body().get_ref().is_local());
     let reply = res.extensions().get::<ServerReply>().expect("marked");
     assert!(matches!(
         *reply.error,
@@ -202,7 +202,7 @@ async fn replies_carry_the_error_and_the_app_body_passes_through() {
     ));
     let svc = stack(&ServerConfig::default()).layer(deadline_echo());
     let res = svc.oneshot(request(&[])).await.unwrap();
-    assert!(!res.body().is_local());
+    assert!(!res.body().get_ref().is_local());
     assert!(res.extensions().get::<ServerReply>().is_none());
 }
 

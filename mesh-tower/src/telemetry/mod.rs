@@ -21,6 +21,9 @@ pub mod metrics;
 pub mod trace;
 
 pub use access_log::AccessLog;
+
+/// The cluster domain a workload is taken to be in unless told otherwise.
+const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 pub use metrics::{ClientMetricsLayer, ServerMetricsLayer};
 pub use trace::{ClientTraceLayer, ServerTraceLayer, Tracer};
 
@@ -52,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) workload: PeerMetadata,
     /// [`PeerMetadata::encode`] of `workload`, sent on every call and answer.
     pub(crate) encoded: HeaderValue,
+    /// The host this workload serves as, `<service>.<namespace>.svc.<cluster domain>`: the
+    /// server's `destination_service` (`unknown` for an unknown workload).
+    pub(crate) service_host: String,
     pub(crate) tracer: Tracer,
     pub(crate) client_log: Option<AccessLog>,
     pub(crate) server_log: Option<AccessLog>,
@@ -77,10 +83,12 @@ impl Telemetry {
     /// opened.
     pub fn from_config(config: &MeshConfig) -> Result<Self, TelemetryError> {
         let workload = PeerMetadata::from_workload(&config.workload, &config.telemetry.cluster_id);
-        Self::new(workload, config.telemetry.clone())
+        let telemetry = Self::new(workload, config.telemetry.clone())?;
+        Ok(telemetry.with_cluster_domain(&config.workload.cluster_domain))
     }
 
-    /// Telemetry for `workload` with `config`.
+    /// Telemetry for `workload` with `config`; the workload's host is taken to be in
+    /// `cluster.local` (see [`Telemetry::with_cluster_domain`]).
     pub fn new(workload: PeerMetadata, config: TelemetryConfig) -> Result<Self, TelemetryError> {
         let client_log = config
             .client_access_log
@@ -114,11 +122,13 @@ impl Telemetry {
         server_log: Option<AccessLog>,
     ) -> Self {
         let encoded = workload.encode();
+        let service_host = metrics::service_host(&workload, DEFAULT_CLUSTER_DOMAIN);
         Self {
             shared: Arc::new(Shared {
                 config,
                 workload,
                 encoded,
+                service_host,
                 tracer: Tracer::global(),
                 client_log,
                 server_log,
@@ -132,6 +142,27 @@ impl Telemetry {
         shared.tracer = tracer;
         Self {
             shared: Arc::new(shared),
+        }
+    }
+
+    /// The same telemetry for a workload in the cluster domain `domain` (its server reports
+    /// `destination_service="<service>.<namespace>.svc.<domain>"`).
+    pub fn with_cluster_domain(self, domain: &str) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        shared.service_host = metrics::service_host(&shared.workload, domain);
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Resolves once every access-log line written so far (client and server) is in its
+    /// file or on stdout.
+    pub async fn flush_access_logs(&self) {
+        for log in [&self.shared.client_log, &self.shared.server_log]
+            .into_iter()
+            .flatten()
+        {
+            log.flush().await;
         }
     }
 

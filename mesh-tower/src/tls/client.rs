@@ -164,6 +164,11 @@ impl TlsConnector {
         })
     }
 
+    /// The mode (ISTIO_MUTUAL presents the workload's own identity).
+    pub(crate) fn mode(&self) -> ClientTlsMode {
+        self.mode
+    }
+
     /// The TLS handshake over `tcp`, sending `server_name` (or the configured `sni`) as
     /// the server name. A failure is counted in `mesh_tls_handshake_failures_total`
     /// (`side="client"`).
