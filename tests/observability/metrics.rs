@@ -9,12 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mesh::core::config::{ConnectionPool, MtlsMode};
+use mesh::core::identity::SpiffeId;
 use mesh::core::telemetry::labels::{ENVOY_BUCKETS, LABEL_NAMES};
+use mesh::tower::MeshClient;
 use mesh::tower::server::MeshServer;
 use mesh::tower::telemetry::Telemetry;
 use mesh::tower::tls::DevCa;
-use mesh::tower::MeshClient;
-use mesh::core::identity::SpiffeId;
 use prometheus_parse::{Sample, Scrape, Value};
 
 use crate::support::{Mesh, Seen, bare_get, get, ip, prometheus, scrape, serve, serve_admin, uri};
@@ -133,11 +133,19 @@ async fn both_reporters_label_every_answer_like_istio() {
     assert_eq!(timed_out.status, 504);
 
     // A malformed peer header is unknown, never an error.
-    let (status, headers, body) =
-        bare_get(reviews.addr, "/", &[("x-mesh-peer-metadata", "%%%not base64")]).await;
+    let (status, headers, body) = bare_get(
+        reviews.addr,
+        "/",
+        &[("x-mesh-peer-metadata", "%%%not base64")],
+    )
+    .await;
     assert_eq!((status, body.as_str()), (200, "hello"));
     let _ = headers;
-    assert_eq!(seen.peer_headers.load(Ordering::SeqCst), 0, "the application saw it");
+    assert_eq!(
+        seen.peer_headers.load(Ordering::SeqCst),
+        0,
+        "the application saw it"
+    );
 
     let scrape = scrape(admin.addr).await;
 
@@ -219,7 +227,10 @@ async fn both_reporters_label_every_answer_like_istio() {
         .filter(|s| s.labels.get("source_workload") == Some("unknown"))
         .map(count)
         .sum::<u64>();
-    assert!(unknown >= 1, "the bare caller's request is counted as unknown");
+    assert!(
+        unknown >= 1,
+        "the bare caller's request is counted as unknown"
+    );
     let malformed = scrape
         .samples
         .iter()
@@ -278,7 +289,11 @@ async fn both_reporters_label_every_answer_like_istio() {
     let Value::Histogram(buckets) = &duration.value else {
         panic!("not a histogram")
     };
-    let under_250 = buckets.iter().find(|b| b.less_than == 250.0).expect("le 250").count;
+    let under_250 = buckets
+        .iter()
+        .find(|b| b.less_than == 250.0)
+        .expect("le 250")
+        .count;
     assert_eq!(under_250, 3.0, "{buckets:?}");
 }
 

@@ -125,7 +125,9 @@ pub(crate) struct Running {
 
 /// Serves `server` with the handler on `ip`, a free port.
 pub(crate) async fn serve(server: MeshServer, ip: IpAddr, seen: Seen) -> Running {
-    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind");
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("bound");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(server.serve(listener, handler(seen), async {
@@ -136,7 +138,9 @@ pub(crate) async fn serve(server: MeshServer, ip: IpAddr, seen: Seen) -> Running
 
 /// Serves the admin server with `handle` on `ip`, a free port.
 pub(crate) async fn serve_admin(handle: PrometheusHandle, ip: IpAddr) -> Running {
-    let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await.expect("bind");
+    let listener = TcpListener::bind(SocketAddr::new(ip, 0))
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("bound");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(AdminServer::new().metrics(handle).serve(listener, async {
@@ -195,7 +199,12 @@ pub(crate) async fn bare_get(
         .expect("answer");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     conn.abort();
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
@@ -204,7 +213,8 @@ pub(crate) async fn bare_get(
 pub(crate) async fn scrape(addr: SocketAddr) -> prometheus_parse::Scrape {
     let (status, _, text) = bare_get(addr, "/stats/prometheus", &[]).await;
     assert_eq!(status, 200, "{text}");
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text")
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text")
 }
 
 /// `http://<service>.default.svc.cluster.local:<port><path>`.

@@ -216,7 +216,10 @@ mod tests {
             output: AccessLogOutput::File(path.clone()),
         })
         .unwrap_err();
-        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

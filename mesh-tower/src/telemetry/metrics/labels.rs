@@ -2,9 +2,9 @@
 //! local reply give, and the labels fixed for a whole layer.
 
 use http::HeaderMap;
+use mesh_core::telemetry::PeerMetadata;
 use mesh_core::telemetry::labels::{IstioLabels, Reporter, RequestProtocol, SecurityPolicy};
 use mesh_core::telemetry::peer_metadata::UNKNOWN;
-use mesh_core::telemetry::PeerMetadata;
 
 use crate::error::MeshError;
 use crate::limit::Limited;
@@ -29,8 +29,7 @@ pub(crate) fn service_name_namespace(host: &str) -> (&str, &str) {
 /// The host a workload serves as: `<service>.<namespace>.svc.<cluster domain>`, or
 /// `unknown` when its service or namespace is unknown.
 pub(crate) fn service_host(workload: &PeerMetadata, cluster_domain: &str) -> String {
-    if workload.service == UNKNOWN || workload.namespace == UNKNOWN || cluster_domain.is_empty()
-    {
+    if workload.service == UNKNOWN || workload.namespace == UNKNOWN || cluster_domain.is_empty() {
         return UNKNOWN.to_owned();
     }
     format!(
@@ -164,8 +163,12 @@ pub(crate) fn server_base(workload: &PeerMetadata, service_host: &str) -> IstioL
     };
     labels.set_destination(workload);
     UNKNOWN.clone_into(&mut labels.destination_principal);
-    labels.destination_service_name.clone_from(&workload.service);
-    labels.destination_service_namespace.clone_from(&workload.namespace);
+    labels
+        .destination_service_name
+        .clone_from(&workload.service);
+    labels
+        .destination_service_namespace
+        .clone_from(&workload.namespace);
     labels
 }
 
@@ -222,7 +225,9 @@ mod tests {
             canonical_service: service.into(),
             canonical_revision: "v1".into(),
             cluster: "Kubernetes".into(),
-            principal: Some(format!("spiffe://cluster.local/ns/{namespace}/sa/{service}")),
+            principal: Some(format!(
+                "spiffe://cluster.local/ns/{namespace}/sa/{service}"
+            )),
         }
     }
 
@@ -249,21 +254,33 @@ mod tests {
             service_name_namespace("_http._tcp.reviews.default.svc.cluster.local"),
             ("reviews", "default")
         );
-        for host in ["api.example.com", "10.0.0.1", "reviews", "a.b.svc", "unknown"] {
+        for host in [
+            "api.example.com",
+            "10.0.0.1",
+            "reviews",
+            "a.b.svc",
+            "unknown",
+        ] {
             assert_eq!(service_name_namespace(host), (host, UNKNOWN), "{host}");
         }
         assert_eq!(
             service_host(&workload("reviews", "default"), "cluster.local"),
             "reviews.default.svc.cluster.local"
         );
-        assert_eq!(service_host(&PeerMetadata::default(), "cluster.local"), UNKNOWN);
+        assert_eq!(
+            service_host(&PeerMetadata::default(), "cluster.local"),
+            UNKNOWN
+        );
     }
 
     #[test]
     fn protocol_and_grpc_status() {
         let mut headers = HeaderMap::new();
         assert_eq!(request_protocol(&headers), RequestProtocol::Http);
-        headers.insert("content-type", HeaderValue::from_static("application/grpc+proto"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/grpc+proto"),
+        );
         assert_eq!(request_protocol(&headers), RequestProtocol::Grpc);
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         assert_eq!(request_protocol(&headers), RequestProtocol::Http);
@@ -318,7 +335,10 @@ mod tests {
             "spiffe://cluster.local/ns/other/sa/reviews"
         );
         let external = client_base(&me, "api.example.com", false);
-        assert_eq!(get(&external, "destination_service_name"), "api.example.com");
+        assert_eq!(
+            get(&external, "destination_service_name"),
+            "api.example.com"
+        );
         assert_eq!(get(&external, "destination_service_namespace"), "unknown");
     }
 
@@ -334,7 +354,13 @@ mod tests {
 
         let caller = workload("productpage", "default");
         let mut plain = base.clone();
-        server_peer(&mut plain, Some(&caller), None, SecurityPolicy::None, me.principal.as_deref());
+        server_peer(
+            &mut plain,
+            Some(&caller),
+            None,
+            SecurityPolicy::None,
+            me.principal.as_deref(),
+        );
         assert_eq!(get(&plain, "source_workload"), "productpage-v1");
         assert_eq!(get(&plain, "source_principal"), "unknown");
         assert_eq!(get(&plain, "destination_principal"), "unknown");
@@ -342,7 +368,13 @@ mod tests {
 
         let mut mtls = base.clone();
         let id = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage";
-        server_peer(&mut mtls, None, Some(id), SecurityPolicy::MutualTls, me.principal.as_deref());
+        server_peer(
+            &mut mtls,
+            None,
+            Some(id),
+            SecurityPolicy::MutualTls,
+            me.principal.as_deref(),
+        );
         assert_eq!(get(&mtls, "source_workload"), "unknown");
         assert_eq!(get(&mtls, "source_principal"), id);
         assert_eq!(

@@ -52,10 +52,10 @@
 //! At most 4096 combinations are cached per layer; past that they are registered per
 //! request (correct, slower).
 
-use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use mesh_core::telemetry::labels::{
     ENVOY_BUCKETS, ISTIO_REQUEST_BYTES, ISTIO_REQUEST_DURATION, ISTIO_RESPONSE_BYTES,
 };
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 mod call;
 mod client;
@@ -77,12 +77,12 @@ pub fn prometheus_builder() -> PrometheusBuilder {
         ISTIO_REQUEST_BYTES,
         ISTIO_RESPONSE_BYTES,
     ] {
-        builder = match builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), &ENVOY_BUCKETS)
-        {
-            Ok(builder) => builder,
-            // Only empty buckets are refused, and ENVOY_BUCKETS has 19.
-            Err(_) => unreachable!("ENVOY_BUCKETS is not empty"),
-        };
+        builder =
+            match builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), &ENVOY_BUCKETS) {
+                Ok(builder) => builder,
+                // Only empty buckets are refused, and ENVOY_BUCKETS has 19.
+                Err(_) => unreachable!("ENVOY_BUCKETS is not empty"),
+            };
     }
     builder
 }

@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use metrics::{Counter, Histogram, Label};
+use mesh_core::telemetry::PeerMetadata;
 use mesh_core::telemetry::labels::{
     ISTIO_REQUEST_BYTES, ISTIO_REQUEST_DURATION, ISTIO_REQUESTS_TOTAL, ISTIO_RESPONSE_BYTES,
     IstioLabels, RequestProtocol, SecurityPolicy,
 };
-use mesh_core::telemetry::PeerMetadata;
+use metrics::{Counter, Histogram, Label};
 
 use super::labels;
 
@@ -168,7 +168,9 @@ impl Series {
         handles.requests.increment(1);
         handles.duration.record(measures.duration_ms);
         handles.request_bytes.record(measures.request_bytes as f64);
-        handles.response_bytes.record(measures.response_bytes as f64);
+        handles
+            .response_bytes
+            .record(measures.response_bytes as f64);
         if handles.malformed {
             let reporter = self.base.reporter.as_str();
             metrics::counter!(PEER_METADATA_MALFORMED_TOTAL, "reporter" => reporter).increment(1);
@@ -204,7 +206,9 @@ impl Series {
         }
         let peer = decoded.and_then(Result::ok);
         match &self.side {
-            Side::Client { mutual_tls } => labels::client_peer(&mut labels, peer.as_ref(), *mutual_tls),
+            Side::Client { mutual_tls } => {
+                labels::client_peer(&mut labels, peer.as_ref(), *mutual_tls)
+            }
             Side::Server { own_principal } => labels::server_peer(
                 &mut labels,
                 peer.as_ref(),

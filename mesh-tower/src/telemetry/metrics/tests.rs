@@ -80,7 +80,11 @@ async fn server_reads_strips_and_answers() {
     let caller = workload("productpage").encode();
     let mut req = Request::new(Full::new(Bytes::new()));
     req.headers_mut().insert(PEER_METADATA_HEADER, caller);
-    let peer: SpiffeIdOpt = Some("spiffe://cluster.local/ns/default/sa/productpage".parse().unwrap());
+    let peer: SpiffeIdOpt = Some(
+        "spiffe://cluster.local/ns/default/sa/productpage"
+            .parse()
+            .unwrap(),
+    );
     req.extensions_mut().insert(Peer {
         addr: "127.0.0.1:40000".parse().unwrap(),
         local: "127.0.0.1:9080".parse().unwrap(),
@@ -90,10 +94,17 @@ async fn server_reads_strips_and_answers() {
     let response = service.clone().oneshot(req).await.unwrap();
     let answered = response.headers().get(PEER_METADATA_HEADER).unwrap();
     assert_eq!(PeerMetadata::decode(answered).unwrap(), workload("reviews"));
-    assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "hello");
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "hello"
+    );
 
     // No header, no answer; a malformed one is unknown; no Peer is policy unknown.
-    let response = service.clone().oneshot(Request::new(Full::new(Bytes::new()))).await.unwrap();
+    let response = service
+        .clone()
+        .oneshot(Request::new(Full::new(Bytes::new())))
+        .await
+        .unwrap();
     assert!(response.headers().get(PEER_METADATA_HEADER).is_none());
     drop(response);
     let mut req = Request::new(Full::new(Bytes::new()));
@@ -191,7 +202,10 @@ async fn client_sends_reads_and_strips() {
             .insert(PEER_METADATA_HEADER, HeaderValue::from_static("forged"));
         let response = service.clone().oneshot(req).await.unwrap();
         assert!(response.headers().get(PEER_METADATA_HEADER).is_none());
-        assert_eq!(response.into_body().collect().await.unwrap().to_bytes(), "ok");
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ok"
+        );
     }
     let series = requests(&snapshotter);
     assert_eq!(series.len(), 1);
@@ -204,7 +218,14 @@ async fn client_sends_reads_and_strips() {
     assert_eq!(label(labels, "destination_service_name"), "reviews");
     assert_eq!(label(labels, "response_flags"), "-");
     assert_eq!(label(labels, "connection_security_policy"), "unknown");
-    let cached = service.state.as_ref().unwrap().series.as_ref().unwrap().cached();
+    let cached = service
+        .state
+        .as_ref()
+        .unwrap()
+        .series
+        .as_ref()
+        .unwrap()
+        .cached();
     assert_eq!(cached, 1);
 }
 
@@ -226,13 +247,20 @@ async fn client_local_reply_and_disabled() {
         Ok::<_, Infallible>(response)
     });
     let on = ClientMetricsLayer::new(&telemetry("productpage"), &upstream).layer(inner);
-    drop(on.oneshot(Request::new(Full::new(Bytes::new()))).await.unwrap());
+    drop(
+        on.oneshot(Request::new(Full::new(Bytes::new())))
+            .await
+            .unwrap(),
+    );
     let series = requests(&snapshotter);
     assert_eq!(label(&series[0].0, "response_flags"), "UT");
     assert_eq!(label(&series[0].0, "response_code"), "504");
 
     let off = ClientMetricsLayer::new(&Telemetry::disabled(), &upstream).layer(inner);
-    let response = off.oneshot(Request::new(Full::new(Bytes::new()))).await.unwrap();
+    let response = off
+        .oneshot(Request::new(Full::new(Bytes::new())))
+        .await
+        .unwrap();
     assert!(response.headers().get("x-saw-peer").is_none());
     drop(response);
     // A snapshot resets counters: nothing counted since.
@@ -247,6 +275,12 @@ fn prometheus_buckets() {
         metrics::histogram!("istio_request_bytes").record(3.0);
     });
     let text = handle.render();
-    assert!(text.contains("istio_request_bytes_bucket{le=\"3600000\"} 1"), "{text}");
-    assert!(text.contains("istio_request_bytes_bucket{le=\"0.5\"} 0"), "{text}");
+    assert!(
+        text.contains("istio_request_bytes_bucket{le=\"3600000\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("istio_request_bytes_bucket{le=\"0.5\"} 0"),
+        "{text}"
+    );
 }
