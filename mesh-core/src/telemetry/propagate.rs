@@ -334,10 +334,7 @@ mod tests {
 
     #[test]
     fn request_id_only_when_single_and_valid() {
-        assert_eq!(
-            request_id(&headers(&[("x-request-id", "a")])).unwrap(),
-            "a"
-        );
+        assert_eq!(request_id(&headers(&[("x-request-id", "a")])).unwrap(), "a");
         assert_eq!(
             request_id(&headers(&[("x-request-id", "a"), ("x-request-id", "b")])),
             None
