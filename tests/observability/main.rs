@@ -6,4 +6,5 @@ mod access_log;
 mod metrics;
 mod otlp;
 mod propagation;
+mod trace_support;
 mod tracing_chain;
