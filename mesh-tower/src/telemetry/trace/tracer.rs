@@ -87,7 +87,7 @@ impl Tracer {
         };
         let span = match &self.kind {
             Kind::None => return None,
-            Kind::Sdk(t) => Started::Sdk(t.build_with_context(builder, &cx)),
+            Kind::Sdk(t) => Started::Sdk(Box::new(t.build_with_context(builder, &cx))),
             Kind::Global => Started::Boxed(
                 global::tracer(INSTRUMENTATION_SCOPE).build_with_context(builder, &cx),
             ),
@@ -125,7 +125,7 @@ fn global_is_noop() -> bool {
                 c.set(n);
                 n
             });
-            if n % REPROBE_EVERY != 0 {
+            if !n.is_multiple_of(REPROBE_EVERY) {
                 return true;
             }
         }
@@ -192,9 +192,10 @@ fn from_otel(sc: &SpanContext, parent: Option<&TraceContext>) -> Option<TraceCon
     })
 }
 
-/// A span of an SDK tracer, or of the global provider's.
+/// A span of an SDK tracer (boxed: it is large, and response futures that carry no span
+/// should stay small), or of the global provider's.
 enum Started {
-    Sdk(opentelemetry_sdk::trace::Span),
+    Sdk(Box<opentelemetry_sdk::trace::Span>),
     Boxed(BoxedSpan),
 }
 
