@@ -7,4 +7,5 @@ mod metrics;
 mod otlp;
 mod propagation;
 mod support;
+mod trace_support;
 mod tracing_chain;

@@ -9,11 +9,13 @@
 pub mod access_log;
 pub mod labels;
 pub mod peer_metadata;
+pub mod propagate;
 pub mod request_id;
 pub mod trace_context;
 
 pub use access_log::AccessLogRecord;
 pub use labels::{IstioLabels, Reporter};
 pub use peer_metadata::{PEER_METADATA_HEADER, PeerMetadata, PeerMetadataError};
+pub use propagate::{Parent, Propagated};
 pub use request_id::REQUEST_ID_HEADER;
 pub use trace_context::{Propagation, PropagationSet, SpanId, TraceContext, TraceId};

@@ -1,5 +1,7 @@
 //! Context capture: reads what the caller's mesh client propagated and makes it the
-//! [`RequestContext`] of the handler, so the client stack applies it to outbound calls.
+//! [`RequestContext`] of the handler, so the client stack applies it to outbound calls: the
+//! inbound deadline, and what [`ServerTrace`](crate::telemetry::trace::ServerTrace) captured
+//! (trace context, `x-request-id`, configured headers and cookies).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +14,7 @@ use tokio::time::Instant;
 
 use super::ServerError;
 use crate::context::RequestContext;
+use crate::telemetry::trace::Captured;
 
 /// Applies [`ContextService`].
 ///
@@ -60,7 +63,8 @@ impl<S> tower_layer::Layer<S> for ContextLayer {
 }
 
 /// Reads the inbound deadline (`x-mesh-timeout-ms`, or `grpc-timeout` of a gRPC request) and
-/// runs the handler's future inside a [`RequestContext`] carrying it.
+/// runs the handler's future inside a [`RequestContext`] carrying it, with what the server
+/// trace layer captured for propagation (when it runs outside this layer).
 ///
 /// A malformed deadline header fails with [`ServerError::BadDeadline`] (400, naming the
 /// header) and a deadline already passed with [`ServerError::DeadlineExceeded`] (504); neither
@@ -116,9 +120,23 @@ where
 impl<S> ContextService<S> {
     /// The context of `req`: `None` when it carries nothing to propagate.
     fn capture<B>(&self, req: &Request<B>) -> Result<Option<RequestContext>, Rejection> {
-        if !self.propagate_deadline {
-            return Ok(None);
-        }
+        let propagated = req.extensions().get::<Captured>().map(|c| c.0.clone());
+        let deadline = if self.propagate_deadline {
+            self.deadline(req)?
+        } else {
+            None
+        };
+        let context = match (deadline, propagated) {
+            (None, None) => return Ok(None),
+            (Some(at), None) => RequestContext::new().with_deadline(at),
+            (None, Some(p)) => RequestContext::new().with_propagated(p),
+            (Some(at), Some(p)) => RequestContext::new().with_deadline(at).with_propagated(p),
+        };
+        Ok(Some(context))
+    }
+
+    /// The inbound deadline's instant, if the request carries one.
+    fn deadline<B>(&self, req: &Request<B>) -> Result<Option<Instant>, Rejection> {
         // Read relative to now: the remaining time is the deadline's instant.
         let Some(deadline) =
             deadline::from_headers(req.headers(), Duration::ZERO).map_err(Rejection::Bad)?
@@ -130,9 +148,7 @@ impl<S> ContextService<S> {
             return Err(Rejection::Expired);
         }
         // A deadline past the end of tokio's clock is no deadline at all.
-        Ok(Instant::now()
-            .checked_add(remaining)
-            .map(|at| RequestContext::new().with_deadline(at)))
+        Ok(Instant::now().checked_add(remaining))
     }
 }
 
