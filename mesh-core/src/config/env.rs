@@ -324,10 +324,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "MESH_SERVER_ACCESS_LOG",
         "the server stack's access log (overrides MESH_ACCESS_LOG)",
     ),
-    (
-        "MESH_ACCESS_LOG_FORMAT",
-        "access log format: text or json",
-    ),
+    ("MESH_ACCESS_LOG_FORMAT", "access log format: text or json"),
 ];
 
 /// The prefix of mesh's own variables.
@@ -704,7 +701,11 @@ impl<'a> Env<'a> {
         t: &mut TelemetryConfig,
         warnings: &mut Vec<ConfigWarning>,
     ) -> Result<(), ConfigError> {
-        if let Some(v) = self.take("MESH_TELEMETRY_METRICS", "telemetry.metrics", values::boolean)? {
+        if let Some(v) = self.take(
+            "MESH_TELEMETRY_METRICS",
+            "telemetry.metrics",
+            values::boolean,
+        )? {
             t.metrics = v;
         }
         let names = ["MESH_CLUSTER_ID", "ISTIO_META_CLUSTER_ID"];
@@ -745,8 +746,16 @@ impl<'a> Env<'a> {
             t.propagate_cookies = v;
         }
         let both = self.take("MESH_ACCESS_LOG", "telemetry.accessLog", access_log)?;
-        let client = self.take("MESH_CLIENT_ACCESS_LOG", "telemetry.clientAccessLog", access_log)?;
-        let server = self.take("MESH_SERVER_ACCESS_LOG", "telemetry.serverAccessLog", access_log)?;
+        let client = self.take(
+            "MESH_CLIENT_ACCESS_LOG",
+            "telemetry.clientAccessLog",
+            access_log,
+        )?;
+        let server = self.take(
+            "MESH_SERVER_ACCESS_LOG",
+            "telemetry.serverAccessLog",
+            access_log,
+        )?;
         for (one, slot) in [
             (client, &mut t.client_access_log),
             (server, &mut t.server_access_log),

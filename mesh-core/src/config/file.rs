@@ -855,7 +855,11 @@ impl RawTelemetry {
         if let Some(names) = self.propagation {
             for (i, name) in names.iter().enumerate() {
                 if name != "none" {
-                    at(&format!("telemetry.propagation[{i}]"), name, telemetry::propagator)?;
+                    at(
+                        &format!("telemetry.propagation[{i}]"),
+                        name,
+                        telemetry::propagator,
+                    )?;
                 }
             }
             let (set, _) = telemetry::propagators(names.iter().map(String::as_str), false)

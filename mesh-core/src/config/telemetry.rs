@@ -123,7 +123,9 @@ pub(crate) const OTHER_OTEL_PROPAGATORS: [&str; 4] = ["baggage", "jaeger", "xray
 pub(crate) fn propagator(name: &str) -> Result<Propagation, String> {
     Propagation::from_otel_name(name).ok_or_else(|| {
         if OTHER_OTEL_PROPAGATORS.contains(&name) {
-            format!("the {name} propagator is not implemented; expected tracecontext, b3 or b3multi")
+            format!(
+                "the {name} propagator is not implemented; expected tracecontext, b3 or b3multi"
+            )
         } else {
             "expected tracecontext, b3, b3multi or none".to_owned()
         }
@@ -198,9 +200,7 @@ pub(crate) fn propagated_header(name: &str) -> Result<(), String> {
         return Err("cookies are propagated by name: use propagateCookies".to_owned());
     }
     if NOT_PROPAGATED.contains(&name) || name.starts_with(':') {
-        return Err(
-            "is hop-by-hop or describes one message, and cannot be propagated".to_owned(),
-        );
+        return Err("is hop-by-hop or describes one message, and cannot be propagated".to_owned());
     }
     if TRACE_HEADERS.contains(&name) || name == REQUEST_ID_HEADER {
         return Err(
@@ -246,7 +246,11 @@ pub(crate) fn validate(t: &TelemetryConfig) -> Result<(), ConfigError> {
     };
     at("telemetry.clusterId".to_owned(), &t.cluster_id, cluster_id)?;
     for (i, h) in t.propagate_headers.iter().enumerate() {
-        at(format!("telemetry.propagateHeaders[{i}]"), h, propagated_header)?;
+        at(
+            format!("telemetry.propagateHeaders[{i}]"),
+            h,
+            propagated_header,
+        )?;
         if t.propagate_headers[..i].contains(h) {
             return Err(ConfigError::invalid(
                 format!("telemetry.propagateHeaders[{i}]"),

@@ -185,7 +185,10 @@ fn tracing(rule: Node<'_>, w: &mut Walker, b: &mut MeshConfigBuilder) -> Result<
     }
     for (key, what) in [
         ("customTags", "custom span tags are"),
-        ("useRequestIdForTraceSampling", "request-ID based sampling is"),
+        (
+            "useRequestIdForTraceSampling",
+            "request-ID based sampling is",
+        ),
         ("enableIstioTags", "Istio's span tags switch is"),
     ] {
         r.unsupported(w, key, &format!("{what} not implemented; ignored"))?;
