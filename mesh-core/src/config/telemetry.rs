@@ -277,14 +277,13 @@ pub(crate) fn validate(t: &TelemetryConfig) -> Result<(), ConfigError> {
             output: AccessLogOutput::File(path),
             ..
         }) = log
+            && path.as_os_str().is_empty()
         {
-            if path.as_os_str().is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("telemetry.{key}.path"),
-                    "",
-                    "must not be empty (use /dev/stdout or - for standard output)",
-                ));
-            }
+            return Err(ConfigError::invalid(
+                format!("telemetry.{key}.path"),
+                "",
+                "must not be empty (use /dev/stdout or - for standard output)",
+            ));
         }
     }
     Ok(())

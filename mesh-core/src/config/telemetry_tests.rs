@@ -261,7 +261,8 @@ fn bad_values_name_path_and_value() {
     let e = yaml("telemetry: {tracer: zipkin}").unwrap_err();
     assert!(e.to_string().contains("tracer"), "{e}");
 
-    let cases: &[(&[(&str, &str)], &str, &[&str])] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);
+    let cases: &[Case<'_>] = &[
         (
             &[("OTEL_PROPAGATORS", "tracecontext,w3c")],
             "OTEL_PROPAGATORS",
@@ -304,8 +305,10 @@ fn bad_values_name_path_and_value() {
     }
 
     // Code: the same rules, by the file's paths.
-    let mut t = TelemetryConfig::default();
-    t.propagate_headers = vec!["End-User".to_owned()];
+    let t = TelemetryConfig {
+        propagate_headers: vec!["End-User".to_owned()],
+        ..TelemetryConfig::default()
+    };
     let e = MeshConfig::builder().telemetry(t).build().unwrap_err();
     assert_names(
         &e,

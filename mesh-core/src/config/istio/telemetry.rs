@@ -178,10 +178,10 @@ fn tracing(rule: Node<'_>, w: &mut Walker, b: &mut MeshConfigBuilder) -> Result<
             }
         }
     }
-    if let Some(d) = r.field("disableSpanReporting") {
-        if d.bool(w)? {
-            on = Some(false);
-        }
+    if let Some(d) = r.field("disableSpanReporting")
+        && d.bool(w)?
+    {
+        on = Some(false);
     }
     for (key, what) in [
         ("customTags", "custom span tags are"),
