@@ -584,6 +584,13 @@ impl MeshConfigBuilder {
         self
     }
 
+    /// Sets the whole telemetry configuration: metrics, tracing, propagated headers and
+    /// access logs.
+    pub fn telemetry(mut self, telemetry: TelemetryConfig) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
     /// Adds a pod label, for the workload selectors of security policies (`app` and
     /// `version` come from [`service`](Self::service) and [`version`](Self::version)).
     pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {

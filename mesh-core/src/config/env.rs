@@ -2,7 +2,9 @@
 //!
 //! If `MESH_CONFIG` names a file, the file is read first; the other variables then override
 //! it. Identity comes from the Kubernetes Downward API names a pod spec usually sets
-//! (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT`); everything else has a `MESH_` prefix.
+//! (`POD_NAMESPACE`, `POD_NAME`, `SERVICE_ACCOUNT`), trace propagation from OpenTelemetry's
+//! standard `OTEL_PROPAGATORS` and the cluster ID also from Istio's `ISTIO_META_CLUSTER_ID`;
+//! everything else has a `MESH_` prefix.
 //! Policy variables set the `defaults` policy, which destinations inherit where they do not
 //! set a field themselves. Empty values count as unset. A variable that starts with `MESH_`
 //! but is not listed here is an error, so that a typo is not silently ignored; other
@@ -63,6 +65,18 @@
 //! | `MESH_TRUST_DOMAIN_ALIASES` | none | Comma-separated trust domains whose identities are accepted besides `MESH_TRUST_DOMAIN`. |
 //! | `MESH_ROOT_NAMESPACE` | `istio-system` | Istio's root namespace: its policies apply to every workload. |
 //! | `MESH_NUM_TRUSTED_PROXIES` | `0` | Proxies in front of the workload that append to `X-Forwarded-For` (Istio's `numTrustedProxies`): authorization's `remote.ip` is that many hops from the right. |
+//! | `MESH_TELEMETRY_METRICS` | `true` | Whether both stacks record Istio's standard metrics (`istio_requests_total` ...): `true`/`false`. |
+//! | `MESH_CLUSTER_ID` | `ISTIO_META_CLUSTER_ID`, else `Kubernetes` | The cluster ID of the `source_cluster` and `destination_cluster` metric labels. |
+//! | `ISTIO_META_CLUSTER_ID` | `Kubernetes` | Istio's name for the cluster ID, read when `MESH_CLUSTER_ID` is unset. |
+//! | `MESH_TRACING` | `true` | Whether the server stack starts a trace for a request that carries none (`true`/`false`); a request that carries a trace context is always continued. |
+//! | `OTEL_PROPAGATORS` | `tracecontext,b3multi` | The trace header styles written on outbound calls, comma-separated: `tracecontext` (W3C), `b3` (single header), `b3multi`, or `none`; every style is read. OpenTelemetry's other names (`baggage`, `jaeger`, `xray`, `ottrace`) are skipped with a warning, since the variable may be meant for another SDK in the process; any other name is an error. |
+//! | `MESH_GENERATE_REQUEST_ID` | `true` | Whether the server stack gives a request without `x-request-id` a new one (`true`/`false`). |
+//! | `MESH_PROPAGATE_HEADERS` | none | Comma-separated request headers (such as `end-user`) carried from an inbound request to the outbound calls made while handling it; names are lowercased; hop-by-hop headers, trace headers and `x-request-id` (always carried) are refused. |
+//! | `MESH_PROPAGATE_COOKIES` | none | Comma-separated cookie names (such as `user`) carried the same way, as one `cookie` header. |
+//! | `MESH_ACCESS_LOG` | none (off) | Both stacks' access log: a file path (appended to), `-` or `/dev/stdout` for standard output, or `off`. |
+//! | `MESH_CLIENT_ACCESS_LOG` | `MESH_ACCESS_LOG` | The client stack's access log, as `MESH_ACCESS_LOG` writes it; overrides it. |
+//! | `MESH_SERVER_ACCESS_LOG` | `MESH_ACCESS_LOG` | The server stack's access log, as `MESH_ACCESS_LOG` writes it; overrides it. |
+//! | `MESH_ACCESS_LOG_FORMAT` | `text` | The format of every access log that is on: `text` (Istio's default line) or `json`; an error when no access log is on. |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -72,7 +86,10 @@ use super::file::{builder_from_file, nxdomain_policy};
 use super::security::check;
 use super::validate::dns_name;
 use super::values::{self, NxAction, at, whole_number};
-use super::{CertificateFiles, ConfigError, MeshConfig, SecurityConfig};
+use super::{
+    AccessLogConfig, AccessLogOutput, CertificateFiles, ConfigError, ConfigWarning, MeshConfig,
+    SecurityConfig, TelemetryConfig, telemetry,
+};
 
 /// Every environment variable mesh reads, with a one-line description.
 ///
@@ -263,6 +280,51 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "MESH_NUM_TRUSTED_PROXIES",
         "proxies in front of the workload that append to X-Forwarded-For",
     ),
+    (
+        "MESH_TELEMETRY_METRICS",
+        "whether both stacks record Istio's standard metrics",
+    ),
+    (
+        "MESH_CLUSTER_ID",
+        "the cluster ID of the *_cluster metric labels",
+    ),
+    (
+        "ISTIO_META_CLUSTER_ID",
+        "the cluster ID, Istio's variable, read when MESH_CLUSTER_ID is unset",
+    ),
+    (
+        "MESH_TRACING",
+        "whether the server stack starts traces for requests that carry none",
+    ),
+    (
+        "OTEL_PROPAGATORS",
+        "trace header styles written on outbound calls: tracecontext, b3, b3multi, or none",
+    ),
+    (
+        "MESH_GENERATE_REQUEST_ID",
+        "whether the server stack gives requests without x-request-id a new one",
+    ),
+    (
+        "MESH_PROPAGATE_HEADERS",
+        "comma-separated request headers carried from inbound requests to outbound calls",
+    ),
+    (
+        "MESH_PROPAGATE_COOKIES",
+        "comma-separated cookies carried from inbound requests to outbound calls",
+    ),
+    (
+        "MESH_ACCESS_LOG",
+        "both stacks' access log: a path, - or /dev/stdout, or off",
+    ),
+    (
+        "MESH_CLIENT_ACCESS_LOG",
+        "the client stack's access log (overrides MESH_ACCESS_LOG)",
+    ),
+    (
+        "MESH_SERVER_ACCESS_LOG",
+        "the server stack's access log (overrides MESH_ACCESS_LOG)",
+    ),
+    ("MESH_ACCESS_LOG_FORMAT", "access log format: text or json"),
 ];
 
 /// The prefix of mesh's own variables.
@@ -629,7 +691,100 @@ impl<'a> Env<'a> {
                 ));
             }
         }
-        self.apply_security(&mut b.security)
+        self.apply_security(&mut b.security)?;
+        self.apply_telemetry(&mut b.telemetry, &mut b.warnings)
+    }
+
+    /// Lays the telemetry variables over `t`; skipped propagator names become warnings.
+    fn apply_telemetry(
+        &mut self,
+        t: &mut TelemetryConfig,
+        warnings: &mut Vec<ConfigWarning>,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = self.take(
+            "MESH_TELEMETRY_METRICS",
+            "telemetry.metrics",
+            values::boolean,
+        )? {
+            t.metrics = v;
+        }
+        let names = ["MESH_CLUSTER_ID", "ISTIO_META_CLUSTER_ID"];
+        if let Some(v) = self.text(&names, "telemetry.clusterId") {
+            t.cluster_id = v;
+        }
+        if let Some(v) = self.take("MESH_TRACING", "telemetry.tracing", values::boolean)? {
+            t.tracing = v;
+        }
+        let name = "OTEL_PROPAGATORS";
+        if let Some((set, skipped)) = self.take(name, "telemetry.propagation", |v| {
+            telemetry::propagators(v.split(','), true)
+        })? {
+            t.propagation = set;
+            for skipped in skipped {
+                warnings.push(ConfigWarning {
+                    path: name.to_owned(),
+                    message: format!(
+                        "the {skipped} propagator is not implemented by mesh; ignored"
+                    ),
+                });
+            }
+        }
+        let path = "telemetry.generateRequestId";
+        if let Some(v) = self.take("MESH_GENERATE_REQUEST_ID", path, values::boolean)? {
+            t.generate_request_id = v;
+        }
+        let path = "telemetry.propagateHeaders";
+        if let Some(v) = self.take("MESH_PROPAGATE_HEADERS", path, |v| {
+            values::list(&v.to_ascii_lowercase(), telemetry::propagated_header)
+        })? {
+            t.propagate_headers = v;
+        }
+        let path = "telemetry.propagateCookies";
+        if let Some(v) = self.take("MESH_PROPAGATE_COOKIES", path, |v| {
+            values::list(v, telemetry::cookie_name)
+        })? {
+            t.propagate_cookies = v;
+        }
+        let both = self.take("MESH_ACCESS_LOG", "telemetry.accessLog", access_log)?;
+        let client = self.take(
+            "MESH_CLIENT_ACCESS_LOG",
+            "telemetry.clientAccessLog",
+            access_log,
+        )?;
+        let server = self.take(
+            "MESH_SERVER_ACCESS_LOG",
+            "telemetry.serverAccessLog",
+            access_log,
+        )?;
+        for (one, slot) in [
+            (client, &mut t.client_access_log),
+            (server, &mut t.server_access_log),
+        ] {
+            if let Some(output) = one.or_else(|| both.clone()) {
+                let format = slot.as_ref().map(|l| l.format).unwrap_or_default();
+                *slot = output.map(|output| AccessLogConfig { format, output });
+            }
+        }
+        let name = "MESH_ACCESS_LOG_FORMAT";
+        let path = "telemetry.accessLog.format";
+        if let Some(format) = self.take(name, path, telemetry::access_log_format)? {
+            let mut any = false;
+            for log in [&mut t.client_access_log, &mut t.server_access_log]
+                .into_iter()
+                .flatten()
+            {
+                log.format = format;
+                any = true;
+            }
+            if !any {
+                return Err(ConfigError::invalid(
+                    name,
+                    self.get(name).unwrap_or_default(),
+                    "applies only with an access log: set MESH_ACCESS_LOG (or telemetry.accessLog in the file)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Lays the security variables over `s`.
@@ -787,6 +942,12 @@ fn nameservers(s: &str) -> Result<Vec<std::net::SocketAddr>, String> {
         .filter(|piece| !piece.is_empty())
         .map(|piece| values::nameserver(piece).map_err(|e| format!("`{piece}`: {e}")))
         .collect()
+}
+
+/// An access log's output: a path, `-` or `/dev/stdout` for standard output; `off` is
+/// `None`.
+fn access_log(s: &str) -> Result<Option<AccessLogOutput>, String> {
+    Ok((s != values::OFF).then(|| AccessLogOutput::from_path(s)))
 }
 
 fn number(s: &str) -> Result<f64, String> {

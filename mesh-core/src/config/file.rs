@@ -65,6 +65,19 @@
 //!                                    # or {mode: STRICT}
 //!   identityTemplate: "spiffe://{trust_domain}/ns/{namespace}/sa/{service}"
 //!   outbound: {mode: REGISTRY_ONLY, allowedHosts: [api.example.com, "*.googleapis.com"]}
+//! telemetry:
+//!   metrics: true                    # Istio's standard metrics on both stacks
+//!   clusterId: Kubernetes            # the *_cluster labels
+//!   tracing: true                    # start traces for requests that carry none
+//!   propagation: [tracecontext, b3multi]  # written on outbound calls, OTEL_PROPAGATORS' names:
+//!                                    # tracecontext, b3 (single header), b3multi; [none] or []
+//!   generateRequestId: true          # x-request-id for requests without one
+//!   propagateHeaders: [end-user]     # carried from inbound requests to outbound calls
+//!   propagateCookies: [user]
+//!   accessLog: {format: text, path: /dev/stdout}   # both stacks; format text or json,
+//!                                    # path - or /dev/stdout for standard output; or off
+//!   clientAccessLog: {format: json, path: /var/log/mesh/client.log}  # overrides accessLog
+//!   serverAccessLog: off
 //! ```
 //!
 //! `workload.labels` adds pod labels for the selectors of security policies. A destination's
@@ -77,15 +90,19 @@
 //! # Istio's documents
 //!
 //! `networking.istio.io` VirtualService, DestinationRule, ServiceEntry and Sidecar (API
-//! versions `v1`, `v1beta1` or `v1alpha3`), and `security.istio.io` PeerAuthentication,
-//! RequestAuthentication and AuthorizationPolicy (`v1` or `v1beta1`). A VirtualService
+//! versions `v1`, `v1beta1` or `v1alpha3`), `security.istio.io` PeerAuthentication,
+//! RequestAuthentication and AuthorizationPolicy (`v1` or `v1beta1`), and
+//! `telemetry.istio.io` Telemetry (`v1` or `v1alpha1`). A VirtualService
 //! becomes one of the config's `virtual_services`; a DestinationRule is laid over the
 //! destination of the same host (and over, or into, one destination per port of its
 //! `portLevelSettings`), its `tls` included. The security documents are kept in
 //! [`MeshConfig::security`](super::MeshConfig::security) with their namespace and selector,
 //! and [`MeshConfig::inbound`](super::MeshConfig::inbound) resolves which apply to the
 //! workload. A ServiceEntry's `hosts` may be called under REGISTRY_ONLY; a Sidecar's
-//! `outboundTrafficPolicy.mode` sets the outbound mode. Invalid values are errors that name
+//! `outboundTrafficPolicy.mode` sets the outbound mode. A Telemetry's `accessLogging`
+//! (provider `envoy`) turns access logs on (text, standard output) or off (`disabled: true`),
+//! and its `tracing` turns tracing off with `randomSamplingPercentage: 0` or
+//! `disableSpanReporting: true`. Invalid values are errors that name
 //! the document and the path; fields mesh does not implement, and unknown fields, are
 //! warnings in [`MeshConfig::warnings`](super::MeshConfig::warnings) and the document still
 //! applies. Other kinds are ignored with a warning.
@@ -147,8 +164,9 @@ use super::istio::{
 };
 use super::values::{self, LbKind, NxAction, at};
 use super::{
-    CertificateFiles, CertificateLayout, ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy,
-    SecurityConfig, ServerConfig, SubsetEndpoints, Workload,
+    AccessLogConfig, AccessLogFormat, AccessLogOutput, CertificateFiles, CertificateLayout,
+    ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, SecurityConfig, ServerConfig,
+    SubsetEndpoints, TelemetryConfig, Workload, telemetry,
 };
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -531,6 +549,31 @@ struct RawMesh {
     destinations: Option<Vec<RawDestination>>,
     server: Option<RawServer>,
     security: Option<RawSecurity>,
+    telemetry: Option<RawTelemetry>,
+}
+
+/// The `telemetry` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawTelemetry {
+    metrics: Option<bool>,
+    cluster_id: Option<String>,
+    tracing: Option<bool>,
+    propagation: Option<Vec<String>>,
+    generate_request_id: Option<bool>,
+    propagate_headers: Option<Vec<String>>,
+    propagate_cookies: Option<Vec<String>>,
+    access_log: Option<Switch<RawAccessLog>>,
+    client_access_log: Option<Switch<RawAccessLog>>,
+    server_access_log: Option<Switch<RawAccessLog>>,
+}
+
+/// An access log: `format` (`text` by default) and `path` (`/dev/stdout` by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawAccessLog {
+    format: Option<String>,
+    path: Option<String>,
 }
 
 /// The `security` section.
@@ -791,7 +834,94 @@ impl RawMesh {
         if let Some(s) = self.security {
             s.apply(&mut b.security)?;
         }
+        if let Some(t) = self.telemetry {
+            t.apply(&mut b.telemetry)?;
+        }
         Ok(())
+    }
+}
+
+impl RawTelemetry {
+    fn apply(self, t: &mut TelemetryConfig) -> Result<(), ConfigError> {
+        if let Some(m) = self.metrics {
+            t.metrics = m;
+        }
+        if let Some(id) = self.cluster_id {
+            t.cluster_id = id;
+        }
+        if let Some(on) = self.tracing {
+            t.tracing = on;
+        }
+        if let Some(names) = self.propagation {
+            for (i, name) in names.iter().enumerate() {
+                if name != "none" {
+                    at(
+                        &format!("telemetry.propagation[{i}]"),
+                        name,
+                        telemetry::propagator,
+                    )?;
+                }
+            }
+            let (set, _) = telemetry::propagators(names.iter().map(String::as_str), false)
+                .map_err(|r| ConfigError::invalid("telemetry.propagation", names.join(","), r))?;
+            t.propagation = set;
+        }
+        if let Some(g) = self.generate_request_id {
+            t.generate_request_id = g;
+        }
+        if let Some(headers) = self.propagate_headers {
+            t.propagate_headers = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+        }
+        if let Some(cookies) = self.propagate_cookies {
+            t.propagate_cookies = cookies;
+        }
+        let both = match self.access_log {
+            Some(log) => Some(log.read("telemetry.accessLog", RawAccessLog::read)?),
+            None => None,
+        };
+        for (key, raw, slot) in [
+            (
+                "telemetry.clientAccessLog",
+                self.client_access_log,
+                &mut t.client_access_log,
+            ),
+            (
+                "telemetry.serverAccessLog",
+                self.server_access_log,
+                &mut t.server_access_log,
+            ),
+        ] {
+            match raw {
+                Some(log) => *slot = log.read(key, RawAccessLog::read)?,
+                None => {
+                    if let Some(log) = &both {
+                        slot.clone_from(log);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RawAccessLog {
+    fn read(self, prefix: &str) -> Result<AccessLogConfig, ConfigError> {
+        let format = match &self.format {
+            Some(f) => at(&format!("{prefix}.format"), f, telemetry::access_log_format)?,
+            None => AccessLogFormat::Text,
+        };
+        let output = match &self.path {
+            Some(p) if p.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    format!("{prefix}.path"),
+                    p,
+                    "must not be empty (use /dev/stdout or - for standard output)",
+                ));
+            }
+            Some(p) => AccessLogOutput::from_path(p),
+            None => AccessLogOutput::Stdout,
+        };
+        Ok(AccessLogConfig { format, output })
     }
 }
 

@@ -27,6 +27,8 @@ mod istio;
 mod security;
 mod telemetry;
 #[cfg(test)]
+mod telemetry_tests;
+#[cfg(test)]
 mod tests;
 mod validate;
 mod values;

@@ -61,7 +61,8 @@ impl MeshConfig {
             vs.validate(&format!("virtualServices[{i}]"))?;
         }
         validate_server(&self.server)?;
-        validate_security(&self.security)
+        validate_security(&self.security)?;
+        super::telemetry::validate(&self.telemetry)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /stats/prometheus` | the Prometheus exposition (`text/plain; version=0.0.4`) of the handle given to [`AdminServer::metrics`]; 404 without one |
+//! | `GET /stats/prometheus` | the Prometheus exposition (`text/plain; version=0.0.4`) of the handle given to [`AdminServer::metrics`], followed by the gauge `mesh_endpoints{destination, state}` of the client's destinations ([`ENDPOINTS_METRIC`]); 404 without a handle |
 //! | `GET /healthz/ready` | 200 `LIVE` when [ready](AdminServer::readiness), 503 saying what is not ready otherwise |
 //! | `GET /config_dump` | the effective config as JSON ([`config_dump()`]: a summary, not a lossless dump) |
 //! | `GET /clusters` | each destination the client has created, with its endpoints and their health ([`MeshClient::clusters`]); JSON, or Envoy's `name::addr::key::value` lines with `?format=text` |
@@ -162,8 +162,10 @@ impl AdminServer {
     }
 
     /// Whether the workload is ready: every destination the client has created has had a
-    /// first answer from discovery (resolved or not), the identity (if any) is loaded, and
-    /// the application's flag is set. The error says what is not ready.
+    /// first answer from discovery (resolved or not), the workload certificates are loaded
+    /// when the config names them (`security.certificates`: an [`Identity`] given, or a
+    /// client built from that config), and the application's flag is set. The error says
+    /// what is not ready.
     pub fn readiness(&self) -> Result<(), String> {
         let mut problems = Vec::new();
         if !self.ready.get() {
@@ -176,8 +178,22 @@ impl AdminServer {
                 }
             }
         }
-        // An `Identity` holds loaded certificates from its construction on; reloads keep
-        // the last good ones.
+        // An `Identity` holds loaded certificates from its construction on (reloads keep
+        // the last good ones), and a client whose config names certificates loaded them when
+        // it was built; a config that names certificates with neither is not ready.
+        let client_config = self.client.as_ref().map(MeshClient::config);
+        let wants_identity = self
+            .config
+            .as_deref()
+            .or(client_config)
+            .is_some_and(|c| c.security.certificates.is_some());
+        let loaded = self.identity.is_some()
+            || client_config.is_some_and(|c| c.security.certificates.is_some());
+        if wants_identity && !loaded {
+            problems.push(
+                "the workload certificates (security.certificates) are not loaded".to_owned(),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -207,7 +223,11 @@ impl AdminServer {
         let mut res = match path {
             "/stats/prometheus" => match &self.metrics {
                 Some(handle) => {
-                    let mut res = text(StatusCode::OK, handle.render());
+                    let mut body = handle.render();
+                    if let Some(client) = &self.client {
+                        endpoint_gauges(&mut body, &client.clusters());
+                    }
+                    let mut res = text(StatusCode::OK, body);
                     res.headers_mut().insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
@@ -340,6 +360,50 @@ impl<B> tower_service::Service<Request<B>> for AdminServer {
     fn call(&mut self, req: Request<B>) -> Self::Future {
         std::future::ready(Ok(self.respond(&req)))
     }
+}
+
+/// The name of the endpoint gauge appended to `/stats/prometheus`.
+pub const ENDPOINTS_METRIC: &str = "mesh_endpoints";
+
+/// Appends, in Prometheus' text format, the gauge [`ENDPOINTS_METRIC`]`{destination, state}`:
+/// each destination's endpoints by health (`healthy`, `ejected`, `backoff`), every state
+/// written (zeros too) so that a state's series does not vanish.
+fn endpoint_gauges(out: &mut String, clusters: &[ClusterStatus]) {
+    if clusters.is_empty() {
+        return;
+    }
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {ENDPOINTS_METRIC} Endpoints of each destination the client has created, by state (healthy, ejected by outlier detection, backoff after connect failures)."
+    );
+    let _ = writeln!(out, "# TYPE {ENDPOINTS_METRIC} gauge");
+    for c in clusters {
+        let destination = label_value(&c.name);
+        for state in ["healthy", "ejected", "backoff"] {
+            let n = c.endpoints.iter().filter(|e| e.health() == state).count();
+            let _ = writeln!(
+                out,
+                "{ENDPOINTS_METRIC}{{destination=\"{destination}\",state=\"{state}\"}} {n}"
+            );
+        }
+    }
+}
+
+/// A Prometheus label value, escaped: backslash, double quote and line feed.
+fn label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Envoy's `/clusters` lines: `name::addr::key::value`, and `name::discovery::state`.

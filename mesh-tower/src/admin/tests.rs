@@ -247,3 +247,113 @@ async fn serves_over_loopback_and_stops_on_shutdown() {
     stop.send(()).unwrap();
     server.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn prometheus_appends_the_endpoints_of_each_destination_by_state() {
+    let discovery = Arc::new(Manual::default());
+    let client = MeshClient::builder()
+        .config(config())
+        .discovery(discovery.clone())
+        .build()
+        .unwrap();
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("mesh_retries_total", "destination" => "reviews").increment(1);
+    });
+    let admin = AdminServer::new().metrics(handle).client(client.clone());
+    // No destination yet: the recorder's text alone.
+    let (_, body, _) = get(&admin, "/stats/prometheus").await;
+    assert!(!body.contains(ENDPOINTS_METRIC), "{body}");
+
+    drop(
+        client.request(
+            Request::get("http://reviews:9080/")
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap(),
+        ),
+    );
+    let addrs: Vec<std::net::SocketAddr> = vec![
+        "127.0.0.1:9080".parse().unwrap(),
+        "127.0.0.2:9080".parse().unwrap(),
+    ];
+    let tx = discovery.0.lock().unwrap().pop().unwrap();
+    tx.send_replace(Resolution::Resolved(EndpointSet::from_addrs(addrs)));
+    tokio::task::yield_now().await;
+
+    let (status, body, content_type) = get(&admin, "/stats/prometheus").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type.as_deref(), Some(PROMETHEUS_CONTENT_TYPE));
+    let destination = "reviews.bookinfo.svc.cluster.local:9080";
+    for line in [
+        "# TYPE mesh_endpoints gauge".to_owned(),
+        format!("mesh_endpoints{{destination=\"{destination}\",state=\"healthy\"}} 2"),
+        format!("mesh_endpoints{{destination=\"{destination}\",state=\"ejected\"}} 0"),
+        format!("mesh_endpoints{{destination=\"{destination}\",state=\"backoff\"}} 0"),
+        "mesh_retries_total{destination=\"reviews\"} 1".to_owned(),
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} not in\n{body}");
+    }
+    assert!(body.contains("# HELP mesh_endpoints "), "{body}");
+
+    // Exposition format: comments, then `name{labels} value` samples whose value parses;
+    // the family's HELP and TYPE once each, before its samples.
+    let mut seen_type = 0;
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            assert!(
+                comment.starts_with("HELP ") || comment.starts_with("TYPE "),
+                "{line}"
+            );
+            if comment == "TYPE mesh_endpoints gauge" {
+                seen_type += 1;
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a sample");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        if series.starts_with(ENDPOINTS_METRIC) {
+            assert_eq!(seen_type, 1, "TYPE before the samples: {line}");
+            let labels = series
+                .strip_prefix("mesh_endpoints{")
+                .and_then(|l| l.strip_suffix('}'))
+                .expect("labels");
+            assert!(labels.starts_with("destination=\""), "{line}");
+        }
+    }
+    assert_eq!(seen_type, 1);
+}
+
+#[test]
+fn label_values_are_escaped() {
+    assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    let mut out = "x 1".to_owned();
+    endpoint_gauges(&mut out, &[]);
+    assert_eq!(out, "x 1", "nothing appended without destinations");
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_certificates_a_config_names() {
+    let mut with_certs = config();
+    with_certs.security.certificates = Some(mesh_core::config::CertificateFiles::in_dir(
+        "/etc/certs",
+        mesh_core::config::CertificateLayout::Istio,
+    ));
+    let admin = AdminServer::new().config(with_certs);
+    let (status, body, _) = get(&admin, "/healthz/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        "the workload certificates (security.certificates) are not loaded\n"
+    );
+
+    let ca = crate::tls::DevCa::new("cluster.local").unwrap();
+    let id = mesh_core::identity::SpiffeId::workload("cluster.local", "bookinfo", "productpage")
+        .unwrap();
+    let admin = admin.identity(ca.identity(&id).unwrap());
+    assert_eq!(get(&admin, "/healthz/ready").await.0, StatusCode::OK);
+
+    // Without certificates in the config, no identity is needed.
+    let admin = AdminServer::new().config(config());
+    assert_eq!(get(&admin, "/healthz/ready").await.0, StatusCode::OK);
+}

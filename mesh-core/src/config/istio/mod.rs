@@ -1,7 +1,7 @@
 //! Istio's documents in configuration files: `networking.istio.io` VirtualService,
 //! DestinationRule, ServiceEntry and Sidecar (API versions `v1`, `v1beta1` and `v1alpha3`),
-//! and `security.istio.io` PeerAuthentication, RequestAuthentication and
-//! AuthorizationPolicy (API versions `v1` and `v1beta1`).
+//! `security.istio.io` PeerAuthentication, RequestAuthentication and AuthorizationPolicy
+//! (API versions `v1` and `v1beta1`), and `telemetry.istio.io` Telemetry (`v1`, `v1alpha1`).
 //!
 //! A document is told from mesh's own by its `kind` (or `apiVersion`). Each is read into a
 //! generic tree and walked with a path-tracking cursor ([`walk`]), so that every message names
@@ -26,6 +26,7 @@ mod security_tests;
 mod selector;
 mod service_entry;
 mod sidecar;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod virtual_service;
@@ -50,6 +51,12 @@ const SECURITY_GROUP: &str = "security.istio.io";
 /// The versions of [`SECURITY_GROUP`] mesh reads.
 const SECURITY_VERSIONS: &[&str] = &["v1", "v1beta1"];
 
+/// The API group of Telemetry.
+const TELEMETRY_GROUP: &str = "telemetry.istio.io";
+
+/// The versions of [`TELEMETRY_GROUP`] mesh reads.
+const TELEMETRY_VERSIONS: &[&str] = &["v1", "v1alpha1"];
+
 /// A kind mesh reads: its API group and versions, and whether `spec` is required.
 struct Kind {
     kind: &'static str,
@@ -59,7 +66,7 @@ struct Kind {
 }
 
 /// Every kind mesh reads.
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind {
         kind: "VirtualService",
         group: NETWORKING_GROUP,
@@ -94,6 +101,12 @@ const KINDS: [Kind; 7] = [
         kind: "RequestAuthentication",
         group: SECURITY_GROUP,
         versions: SECURITY_VERSIONS,
+        spec_required: false,
+    },
+    Kind {
+        kind: "Telemetry",
+        group: TELEMETRY_GROUP,
+        versions: TELEMETRY_VERSIONS,
         spec_required: false,
     },
     Kind {
@@ -241,6 +254,7 @@ pub(crate) fn apply_document(
         "DestinationRule" => destination_rule::destination_rule(namespace, spec, &mut w, b)?,
         "ServiceEntry" => service_entry::service_entry(spec, &mut w, b)?,
         "Sidecar" => sidecar::sidecar(spec, &mut w, b)?,
+        "Telemetry" => telemetry::telemetry(spec, &mut w, b)?,
         "PeerAuthentication" => {
             let pa = peer_authentication::peer_authentication(name, doc_namespace, spec, &mut w)?;
             b.security.peer_authentications.push(pa);

@@ -1,0 +1,253 @@
+//! The cost of telemetry, in one run, on loopback: a MeshClient calling a MeshServer through
+//! a real DNS server on kept-alive connections, with telemetry `off` (`Telemetry::disabled()`
+//! on both stacks) against `on` (Istio's standard metrics recorded into a Prometheus
+//! recorder installed as the global one, and spans through an OpenTelemetry SDK tracer,
+//! always sampled, batched to an exporter that drops them). Every request carries a
+//! `traceparent` and an `x-request-id`, so that extraction and injection happen on both
+//! stacks. One request at a time and 16 at a time; then the two alternate in short rounds
+//! and the median ratio on / off of time per request is printed.
+//!
+//! `cargo bench --bench telemetry`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::future::join_all;
+use http_body_util::{BodyExt, Empty, Full};
+use mesh::core::config::ServerConfig;
+use mesh::prelude::*;
+use mesh::tower::telemetry::{Telemetry, Tracer};
+use mesh::tower::testing::DnsServer;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tokio::net::TcpListener;
+
+const CONCURRENCY: usize = 16;
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const REQUEST_ID: &str = "6b8f1c2e-bench-request-id";
+
+/// The `off` server's address and the `on` server's.
+fn ip(host: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 92, host))
+}
+
+/// An exporter that counts the spans it is given and drops them: the SDK's batching and
+/// span building are measured, not an export.
+#[derive(Debug, Clone, Default)]
+struct Discard(Arc<AtomicU64>);
+
+impl SpanExporter for Discard {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A MeshServer answering `ok` on `ip` with `telemetry`.
+async fn serve(ip: IpAddr, name: &str, telemetry: Telemetry) -> SocketAddr {
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = MeshServer::new(ServerConfig::default())
+        .name(name.to_owned())
+        .telemetry(telemetry);
+    let app = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+        Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+    });
+    tokio::spawn(async move {
+        server
+            .serve(listener, app, std::future::pending())
+            .await
+            .expect("serve");
+    });
+    addr
+}
+
+/// One GET through `client` carrying trace context and a request id, checked and read whole.
+async fn get(client: &MeshClient, uri: &str) {
+    let req = http::Request::get(uri)
+        .header("traceparent", TRACEPARENT)
+        .header("x-request-id", REQUEST_ID)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let res = client.request(req).await.expect("mesh request");
+    assert!(res.status().is_success(), "{}", res.status());
+    res.into_body().collect().await.expect("body");
+}
+
+/// The `on` telemetry of a workload named `service`: its config's telemetry (metrics and
+/// tracing on) with spans through `provider`.
+fn telemetry_on(service: &str, dns: &DnsServer, provider: &SdkTracerProvider) -> Telemetry {
+    let config = config(service, dns);
+    Telemetry::from_config(&config)
+        .expect("telemetry")
+        .with_tracer(Tracer::sdk(provider.tracer("mesh-bench")))
+}
+
+fn config(service: &str, dns: &DnsServer) -> MeshConfig {
+    MeshConfig::builder()
+        .service(service)
+        .discovery(dns.config())
+        .build()
+        .expect("config")
+}
+
+fn bench(c: &mut Criterion) {
+    // Installed before anything is built, so every metric handle is this recorder's.
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle: PrometheusHandle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the bench's recorder is the first");
+    let exported = Discard::default();
+    // The batch processor exports from a thread of its own (no runtime needed).
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOn)
+        .with_batch_exporter(exported.clone())
+        .build();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (dns, off_addr, on_addr, off, on) = rt.block_on(async {
+        let dns = DnsServer::start().expect("dns");
+        dns.set_hosts("off.default.svc", &[ip(101)], 300)
+            .expect("record");
+        dns.set_hosts("on.default.svc", &[ip(102)], 300)
+            .expect("record");
+        let off_addr = serve(ip(101), "off", Telemetry::disabled()).await;
+        let on_addr = serve(ip(102), "on", telemetry_on("on", &dns, &provider)).await;
+        let off = MeshClient::builder()
+            .config(config("bench-client", &dns))
+            .telemetry(Telemetry::disabled())
+            .build()
+            .expect("client");
+        let on = MeshClient::builder()
+            .config(config("bench-client", &dns))
+            .telemetry(telemetry_on("bench-client", &dns, &provider))
+            .build()
+            .expect("client");
+        // Keeps histogram buckets drained, as an exporter's upkeep would.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                upkeep.run_upkeep();
+            }
+        });
+        (dns, off_addr, on_addr, off, on)
+    });
+    let off_uri = format!("http://off:{}/", off_addr.port());
+    let on_uri = format!("http://on:{}/", on_addr.port());
+    let off_get = || {
+        let (client, uri) = (off.clone(), off_uri.clone());
+        async move { get(&client, &uri).await }
+    };
+    let on_get = || {
+        let (client, uri) = (on.clone(), on_uri.clone());
+        async move { get(&client, &uri).await }
+    };
+    // Warm both pools (and the first DNS answers): the requests below reuse connections.
+    rt.block_on(async {
+        join_all((0..CONCURRENCY).map(|_| off_get())).await;
+        join_all((0..CONCURRENCY).map(|_| on_get())).await;
+    });
+
+    let mut group = c.benchmark_group("telemetry_sequential");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("off", |b| b.to_async(&rt).iter(off_get));
+    group.bench_function("on", |b| b.to_async(&rt).iter(on_get));
+    group.finish();
+
+    let mut group = c.benchmark_group("telemetry_concurrent16");
+    group.throughput(Throughput::Elements(CONCURRENCY as u64));
+    group.bench_function("off", |b| {
+        b.to_async(&rt)
+            .iter(|| join_all((0..CONCURRENCY).map(|_| off_get())))
+    });
+    group.bench_function("on", |b| {
+        b.to_async(&rt)
+            .iter(|| join_all((0..CONCURRENCY).map(|_| on_get())))
+    });
+    group.finish();
+
+    // Criterion runs one function after the other, so a drift of this shared machine between
+    // them skews their ratio. Here they alternate in short rounds and the median is printed.
+    let rounds: Vec<[f64; 4]> = (0..ROUNDS)
+        .map(|_| {
+            rt.block_on(async {
+                let off_seq = time_sequential(&off_get).await;
+                let on_seq = time_sequential(&on_get).await;
+                let off_conc = time_concurrent(&off_get).await;
+                let on_conc = time_concurrent(&on_get).await;
+                [off_seq, on_seq, off_conc, on_conc]
+            })
+        })
+        .collect();
+    let median = |f: &dyn Fn(&[f64; 4]) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[ROUNDS / 2]
+    };
+    println!("interleaved, median of {ROUNDS} rounds:");
+    for (name, off, on) in [("sequential", 0, 1), ("concurrent16", 2, 3)] {
+        println!(
+            "  requests {name:<13} off {:>7.2} us  on {:>7.2} us  on / off {:.3}",
+            median(&|r| r[off]) * 1e6,
+            median(&|r| r[on]) * 1e6,
+            median(&|r| r[on] / r[off]),
+        );
+    }
+    // What `on` produced, so that a run shows the layers did their work.
+    let _ = provider.force_flush();
+    let scrape = handle.render();
+    let requests = scrape
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .count();
+    println!(
+        "  on: {} spans exported, {requests} istio_requests_total series",
+        exported.0.load(Ordering::Relaxed)
+    );
+    let _ = provider.shutdown();
+    drop(dns);
+}
+
+const ROUNDS: usize = 9;
+const PER_ROUND: usize = 2_000;
+
+/// Seconds per request, `PER_ROUND` requests one after the other.
+async fn time_sequential<F, Fut>(get: &F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = tokio::time::Instant::now();
+    for _ in 0..PER_ROUND {
+        get().await;
+    }
+    start.elapsed().as_secs_f64() / PER_ROUND as f64
+}
+
+/// Seconds per request, `PER_ROUND` requests `CONCURRENCY` at a time.
+async fn time_concurrent<F, Fut>(get: &F) -> f64
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = tokio::time::Instant::now();
+    for _ in 0..PER_ROUND / CONCURRENCY {
+        join_all((0..CONCURRENCY).map(|_| get())).await;
+    }
+    start.elapsed().as_secs_f64() / PER_ROUND as f64
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
