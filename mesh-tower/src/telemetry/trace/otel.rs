@@ -61,8 +61,8 @@ fn invalid(variable: &'static str, value: &str, reason: &'static str) -> TraceIn
     }
 }
 
-/// Sets up OTLP tracing from the process environment (see the [module documentation](crate::telemetry::trace))
-/// and installs the provider as OpenTelemetry's global one, which [`Tracer::global`]
+/// Sets up OTLP tracing from the process environment (see the
+/// [module documentation](crate::telemetry::trace)) and installs the provider as OpenTelemetry's global one, which [`Tracer::global`]
 /// (the default of every [`Telemetry`](crate::telemetry::Telemetry)) uses at once.
 /// `service_name` is the `service.name` unless `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`
 /// name one. `Ok(None)` when `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
