@@ -22,9 +22,10 @@ use futures_util::future::join_all;
 use http_body_util::{BodyExt, Empty, Full};
 use mesh::core::config::ServerConfig;
 use mesh::prelude::*;
+use mesh::tower::telemetry::metrics::prometheus_builder;
 use mesh::tower::telemetry::{Telemetry, Tracer};
 use mesh::tower::testing::DnsServer;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
@@ -34,7 +35,7 @@ const CONCURRENCY: usize = 16;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const REQUEST_ID: &str = "6b8f1c2e-bench-request-id";
 
-/// The `off` server's address and the `on` server's.
+/// The address of a variant's server.
 fn ip(host: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 92, host))
 }
@@ -82,13 +83,27 @@ async fn get(client: &MeshClient, uri: &str) {
     res.into_body().collect().await.expect("body");
 }
 
-/// The `on` telemetry of a workload named `service`: its config's telemetry (metrics and
-/// tracing on) with spans through `provider`.
-fn telemetry_on(service: &str, dns: &DnsServer, provider: &SdkTracerProvider) -> Telemetry {
-    let config = config(service, dns);
-    Telemetry::from_config(&config)
-        .expect("telemetry")
-        .with_tracer(Tracer::sdk(provider.tracer("mesh-bench")))
+/// The telemetry of a workload named `service`: its config's (metrics and tracing on) with
+/// spans through `provider`, less what `metrics` and `tracing` turn off.
+fn telemetry(
+    service: &str,
+    dns: &DnsServer,
+    provider: &SdkTracerProvider,
+    metrics: bool,
+    tracing: bool,
+) -> Telemetry {
+    if !metrics && !tracing {
+        return Telemetry::disabled();
+    }
+    let mut config = config(service, dns);
+    config.telemetry.metrics = metrics;
+    config.telemetry.tracing = tracing;
+    let telemetry = Telemetry::from_config(&config).expect("telemetry");
+    if tracing {
+        telemetry.with_tracer(Tracer::sdk(provider.tracer("mesh-bench")))
+    } else {
+        telemetry.with_tracer(Tracer::none())
+    }
 }
 
 fn config(service: &str, dns: &DnsServer) -> MeshConfig {
@@ -101,7 +116,7 @@ fn config(service: &str, dns: &DnsServer) -> MeshConfig {
 
 fn bench(c: &mut Criterion) {
     // Installed before anything is built, so every metric handle is this recorder's.
-    let recorder = PrometheusBuilder::new().build_recorder();
+    let recorder = prometheus_builder().build_recorder();
     let handle: PrometheusHandle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("the bench's recorder is the first");
     let exported = Discard::default();
@@ -116,24 +131,29 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (dns, off_addr, on_addr, off, on) = rt.block_on(async {
+    // off, metrics only, spans only, both: one server and one client each.
+    let kinds: [(&str, bool, bool); 4] = [
+        ("off", false, false),
+        ("metrics", true, false),
+        ("tracing", false, true),
+        ("on", true, true),
+    ];
+    let (dns, variants) = rt.block_on(async {
         let dns = DnsServer::start().expect("dns");
-        dns.set_hosts("off.default.svc", &[ip(101)], 300)
-            .expect("record");
-        dns.set_hosts("on.default.svc", &[ip(102)], 300)
-            .expect("record");
-        let off_addr = serve(ip(101), "off", Telemetry::disabled()).await;
-        let on_addr = serve(ip(102), "on", telemetry_on("on", &dns, &provider)).await;
-        let off = MeshClient::builder()
-            .config(config("bench-client", &dns))
-            .telemetry(Telemetry::disabled())
-            .build()
-            .expect("client");
-        let on = MeshClient::builder()
-            .config(config("bench-client", &dns))
-            .telemetry(telemetry_on("bench-client", &dns, &provider))
-            .build()
-            .expect("client");
+        let mut variants = Vec::new();
+        for (i, (name, metrics, tracing)) in kinds.into_iter().enumerate() {
+            let ip = ip(101 + i as u8);
+            dns.set_hosts(&format!("{name}.default.svc"), &[ip], 300)
+                .expect("record");
+            let telemetry = |service: &str| telemetry(service, &dns, &provider, metrics, tracing);
+            let addr = serve(ip, name, telemetry(name)).await;
+            let client = MeshClient::builder()
+                .config(config("bench-client", &dns))
+                .telemetry(telemetry("bench-client"))
+                .build()
+                .expect("client");
+            variants.push((name, client, format!("http://{name}:{}/", addr.port())));
+        }
         // Keeps histogram buckets drained, as an exporter's upkeep would.
         let upkeep = handle.clone();
         tokio::spawn(async move {
@@ -142,28 +162,27 @@ fn bench(c: &mut Criterion) {
                 upkeep.run_upkeep();
             }
         });
-        (dns, off_addr, on_addr, off, on)
+        (dns, variants)
     });
-    let off_uri = format!("http://off:{}/", off_addr.port());
-    let on_uri = format!("http://on:{}/", on_addr.port());
-    let off_get = || {
-        let (client, uri) = (off.clone(), off_uri.clone());
-        async move { get(&client, &uri).await }
+    let getter = |i: usize| {
+        let (_, client, uri) = &variants[i];
+        move || {
+            let (client, uri) = (client.clone(), uri.clone());
+            async move { get(&client, &uri).await }
+        }
     };
-    let on_get = || {
-        let (client, uri) = (on.clone(), on_uri.clone());
-        async move { get(&client, &uri).await }
-    };
-    // Warm both pools (and the first DNS answers): the requests below reuse connections.
+    let (off_get, on_get) = (getter(0), getter(3));
+    // Warm every pool (and the first DNS answers): the requests below reuse connections.
     rt.block_on(async {
-        join_all((0..CONCURRENCY).map(|_| off_get())).await;
-        join_all((0..CONCURRENCY).map(|_| on_get())).await;
+        for i in 0..variants.len() {
+            join_all((0..CONCURRENCY).map(|_| getter(i)())).await;
+        }
     });
 
     let mut group = c.benchmark_group("telemetry_sequential");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("off", |b| b.to_async(&rt).iter(off_get));
-    group.bench_function("on", |b| b.to_async(&rt).iter(on_get));
+    group.bench_function("off", |b| b.to_async(&rt).iter(&off_get));
+    group.bench_function("on", |b| b.to_async(&rt).iter(&on_get));
     group.finish();
 
     let mut group = c.benchmark_group("telemetry_concurrent16");
@@ -179,30 +198,33 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // Criterion runs one function after the other, so a drift of this shared machine between
-    // them skews their ratio. Here they alternate in short rounds and the median is printed.
-    let rounds: Vec<[f64; 4]> = (0..ROUNDS)
+    // them skews their ratio. Here the variants alternate in short rounds (sequential, then
+    // 16 at a time) and the median of each ratio to `off` is printed.
+    let rounds: Vec<Round> = (0..ROUNDS)
         .map(|_| {
             rt.block_on(async {
-                let off_seq = time_sequential(&off_get).await;
-                let on_seq = time_sequential(&on_get).await;
-                let off_conc = time_concurrent(&off_get).await;
-                let on_conc = time_concurrent(&on_get).await;
-                [off_seq, on_seq, off_conc, on_conc]
+                let mut round = Vec::new();
+                for i in 0..variants.len() {
+                    let get = getter(i);
+                    round.push((time_sequential(&get).await, time_concurrent(&get).await));
+                }
+                round
             })
         })
         .collect();
-    let median = |f: &dyn Fn(&[f64; 4]) -> f64| {
+    let median = |f: &dyn Fn(&Round) -> f64| {
         let mut v: Vec<f64> = rounds.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         v[ROUNDS / 2]
     };
-    println!("interleaved, median of {ROUNDS} rounds:");
-    for (name, off, on) in [("sequential", 0, 1), ("concurrent16", 2, 3)] {
+    println!("interleaved, median of {ROUNDS} rounds, time per request:");
+    for (i, (name, ..)) in variants.iter().enumerate() {
         println!(
-            "  requests {name:<13} off {:>7.2} us  on {:>7.2} us  on / off {:.3}",
-            median(&|r| r[off]) * 1e6,
-            median(&|r| r[on]) * 1e6,
-            median(&|r| r[on] / r[off]),
+            "  {name:<8} sequential {:>7.2} us ({:.3} of off)  16 at a time {:>7.2} us ({:.3} of off)",
+            median(&|r| r[i].0) * 1e6,
+            median(&|r| r[i].0 / r[0].0),
+            median(&|r| r[i].1) * 1e6,
+            median(&|r| r[i].1 / r[0].1),
         );
     }
     // What `on` produced, so that a run shows the layers did their work.
@@ -219,6 +241,9 @@ fn bench(c: &mut Criterion) {
     let _ = provider.shutdown();
     drop(dns);
 }
+
+/// Seconds per request of each variant in one round: (sequential, 16 at a time).
+type Round = Vec<(f64, f64)>;
 
 const ROUNDS: usize = 9;
 const PER_ROUND: usize = 2_000;
