@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 
 /// The W3C `traceparent` header.
@@ -72,14 +72,20 @@ macro_rules! id_impl {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in self.0 {
-                    write!(f, "{b:02x}")?;
+                // One write of the whole id: ids are formatted on every propagated call.
+                let mut buf = [0u8; 2 * $n];
+                for (i, b) in self.0.iter().enumerate() {
+                    buf[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
+                    buf[2 * i + 1] = HEX_DIGITS[usize::from(b & 0xf)];
                 }
-                Ok(())
+                f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
             }
         }
     };
 }
+
+/// Lowercase hex digits by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 id_impl!(TraceId, 16);
 id_impl!(SpanId, 8);
@@ -511,6 +517,18 @@ pub const TRACE_HEADERS: [&str; 8] = [
     X_B3_FLAGS,
 ];
 
+/// [`TRACE_HEADERS`] as header names, parsed once: [`inject`] runs on every call.
+static NAMES: [HeaderName; 8] = [
+    HeaderName::from_static(TRACEPARENT),
+    HeaderName::from_static(TRACESTATE),
+    HeaderName::from_static(B3),
+    HeaderName::from_static(X_B3_TRACEID),
+    HeaderName::from_static(X_B3_SPANID),
+    HeaderName::from_static(X_B3_PARENTSPANID),
+    HeaderName::from_static(X_B3_SAMPLED),
+    HeaderName::from_static(X_B3_FLAGS),
+];
+
 fn value(s: String) -> Option<HeaderValue> {
     HeaderValue::try_from(s).ok()
 }
@@ -518,34 +536,34 @@ fn value(s: String) -> Option<HeaderValue> {
 /// Writes `ctx` (whose `span_id` is the new, outgoing span) into `headers` in every style of
 /// `styles`, after removing every trace header already there, so no stale context leaks on.
 pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMap) {
-    for name in TRACE_HEADERS {
+    for name in &NAMES {
         headers.remove(name);
     }
-    let mut put = |name: &'static str, v: Option<HeaderValue>| {
+    let mut put = |name: &HeaderName, v: Option<HeaderValue>| {
         if let Some(v) = v {
-            headers.insert(name, v);
+            headers.insert(name.clone(), v);
         }
     };
     if styles.contains(Propagation::W3c) {
-        put(TRACEPARENT, value(ctx.to_traceparent()));
+        put(&NAMES[0], value(ctx.to_traceparent()));
         if let Some(state) = &ctx.trace_state {
-            put(TRACESTATE, value(state.clone()));
+            put(&NAMES[1], value(state.clone()));
         }
     }
     if styles.contains(Propagation::B3Single) {
-        put(B3, value(ctx.to_b3_single()));
+        put(&NAMES[2], value(ctx.to_b3_single()));
     }
     if styles.contains(Propagation::B3Multi) {
-        put(X_B3_TRACEID, value(ctx.trace_id.to_string()));
-        put(X_B3_SPANID, value(ctx.span_id.to_string()));
+        put(&NAMES[3], value(ctx.trace_id.to_string()));
+        put(&NAMES[4], value(ctx.span_id.to_string()));
         if let Some(parent) = ctx.parent_span_id {
-            put(X_B3_PARENTSPANID, value(parent.to_string()));
+            put(&NAMES[5], value(parent.to_string()));
         }
         if ctx.debug {
-            put(X_B3_FLAGS, Some(HeaderValue::from_static("1")));
+            put(&NAMES[7], Some(HeaderValue::from_static("1")));
         } else if let Some(s) = ctx.sampled {
             put(
-                X_B3_SAMPLED,
+                &NAMES[6],
                 Some(HeaderValue::from_static(if s { "1" } else { "0" })),
             );
         }
