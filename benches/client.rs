@@ -3,6 +3,10 @@
 //!
 //! `cargo bench --bench client`; compare `bare` with `mesh` in each group.
 
+#[path = "support/rounds.rs"]
+mod rounds;
+
+use rounds::{CONCURRENCY, PER_ROUND, time_concurrent, time_sequential};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -17,8 +21,6 @@ use mesh::core::config::Format;
 use mesh::prelude::*;
 use mesh::tower::testing::DnsServer;
 use tokio::net::TcpListener;
-
-const CONCURRENCY: usize = 16;
 
 async fn serve() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -136,9 +138,9 @@ fn bench(c: &mut Criterion) {
     let rounds: Vec<[f64; 4]> = (0..ROUNDS)
         .map(|_| {
             rt.block_on(async {
-                let bare_seq = time_sequential(&bare_get).await;
-                let mesh_seq = time_sequential(&mesh_get).await;
-                let routed_seq = time_sequential(&routed_get).await;
+                let bare_seq = time_sequential(&bare_get, PER_ROUND).await;
+                let mesh_seq = time_sequential(&mesh_get, PER_ROUND).await;
+                let routed_seq = time_sequential(&routed_get, PER_ROUND).await;
                 let bare_conc = time_concurrent(&bare_get).await;
                 let mesh_conc = time_concurrent(&mesh_get).await;
                 let routed_conc = time_concurrent(&routed_get).await;
@@ -204,33 +206,6 @@ fn routed_config(dns: &DnsServer) -> MeshConfig {
 }
 
 const ROUNDS: usize = 9;
-const PER_ROUND: usize = 2_000;
-
-/// Seconds per request, `PER_ROUND` requests one after the other.
-async fn time_sequential<F, Fut>(get: &F) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..PER_ROUND {
-        get().await;
-    }
-    start.elapsed().as_secs_f64() / PER_ROUND as f64
-}
-
-/// Seconds per request, `PER_ROUND` requests `CONCURRENCY` at a time.
-async fn time_concurrent<F, Fut>(get: &F) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..PER_ROUND / CONCURRENCY {
-        join_all((0..CONCURRENCY).map(|_| get())).await;
-    }
-    start.elapsed().as_secs_f64() / PER_ROUND as f64
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

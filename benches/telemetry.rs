@@ -9,6 +9,10 @@
 //!
 //! `cargo bench --bench telemetry`.
 
+#[path = "support/rounds.rs"]
+mod rounds;
+
+use rounds::{CONCURRENCY, PER_ROUND, time_concurrent, time_sequential};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,7 +35,6 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use tokio::net::TcpListener;
 
-const CONCURRENCY: usize = 16;
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const REQUEST_ID: &str = "6b8f1c2e-bench-request-id";
 
@@ -206,7 +209,10 @@ fn bench(c: &mut Criterion) {
                 let mut round = Vec::new();
                 for i in 0..variants.len() {
                     let get = getter(i);
-                    round.push((time_sequential(&get).await, time_concurrent(&get).await));
+                    round.push((
+                        time_sequential(&get, PER_ROUND).await,
+                        time_concurrent(&get).await,
+                    ));
                 }
                 round
             })
@@ -246,33 +252,6 @@ fn bench(c: &mut Criterion) {
 type Round = Vec<(f64, f64)>;
 
 const ROUNDS: usize = 9;
-const PER_ROUND: usize = 2_000;
-
-/// Seconds per request, `PER_ROUND` requests one after the other.
-async fn time_sequential<F, Fut>(get: &F) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..PER_ROUND {
-        get().await;
-    }
-    start.elapsed().as_secs_f64() / PER_ROUND as f64
-}
-
-/// Seconds per request, `PER_ROUND` requests `CONCURRENCY` at a time.
-async fn time_concurrent<F, Fut>(get: &F) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..PER_ROUND / CONCURRENCY {
-        join_all((0..CONCURRENCY).map(|_| get())).await;
-    }
-    start.elapsed().as_secs_f64() / PER_ROUND as f64
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

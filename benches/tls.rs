@@ -9,8 +9,11 @@
 //! `cargo bench --bench tls`; the ratio mtls / plaintext and the handshakes per second are
 //! printed at the end.
 
+#[path = "support/rounds.rs"]
+mod rounds;
+
+use rounds::{CONCURRENCY, PER_ROUND, time_concurrent, time_sequential};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
@@ -24,7 +27,6 @@ use mesh::tower::testing::DnsServer;
 use mesh::tower::tls::{DevCa, Identity, TlsAcceptor, TlsConnector};
 use tokio::net::{TcpListener, TcpStream};
 
-const CONCURRENCY: usize = 16;
 const TD: &str = "cluster.local";
 
 /// The plaintext server's address, the mutual-TLS server's, and the handshake listener's.
@@ -229,34 +231,7 @@ fn bench(c: &mut Criterion) {
 }
 
 const ROUNDS: usize = 9;
-const PER_ROUND: usize = 2_000;
 const HANDSHAKES_PER_ROUND: usize = 200;
-
-/// Seconds per call, `count` calls one after the other.
-async fn time_sequential<F, Fut>(call: &F, count: usize) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..count {
-        call().await;
-    }
-    start.elapsed().as_secs_f64() / count as f64
-}
-
-/// Seconds per request, `PER_ROUND` requests `CONCURRENCY` at a time.
-async fn time_concurrent<F, Fut>(get: &F) -> f64
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let start = tokio::time::Instant::now();
-    for _ in 0..PER_ROUND / CONCURRENCY {
-        join_all((0..CONCURRENCY).map(|_| get())).await;
-    }
-    start.elapsed().as_secs_f64() / PER_ROUND as f64
-}
 
 criterion_group!(benches, bench);
 criterion_main!(benches);
