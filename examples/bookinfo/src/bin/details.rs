@@ -1,0 +1,3 @@
+//! The details service as a binary, configured by environment variables.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! The gateway service as a binary, configured by environment variables.
+
+fn main() {}

@@ -1,0 +1,2 @@
+//! The one-command demo: every service, the gateway, a DNS server and a development CA on
+//! loopback.
