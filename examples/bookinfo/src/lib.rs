@@ -15,6 +15,7 @@
 pub mod books;
 pub mod demo;
 pub mod details;
+pub mod env;
 pub mod gateway;
 pub mod productpage;
 pub mod ratings;

@@ -1,3 +1,9 @@
-//! The details service as a binary, configured by environment variables.
+//! The details service as a binary, configured by environment variables (see
+//! `bookinfo::env`).
 
-fn main() {}
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    bookinfo::env::run("details", |_, _| bookinfo::details::router()).await
+}

@@ -1,3 +1,12 @@
-//! The productpage service as a binary, configured by environment variables.
+//! The productpage service as a binary, configured by environment variables (see
+//! `bookinfo::env`).
 
-fn main() {}
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    bookinfo::env::run("productpage", |settings, client| {
+        bookinfo::productpage::router(client, settings.upstreams.clone())
+    })
+    .await
+}

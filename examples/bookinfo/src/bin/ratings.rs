@@ -1,3 +1,9 @@
-//! The ratings service as a binary, configured by environment variables.
+//! The ratings service as a binary, configured by environment variables (see
+//! `bookinfo::env`).
 
-fn main() {}
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    bookinfo::env::run("ratings", |_, _| bookinfo::ratings::router()).await
+}
