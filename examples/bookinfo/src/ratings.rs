@@ -45,17 +45,20 @@ fn lookup(posted: &Posted, id: i64) -> Value {
     json!({ "id": id, "ratings": ratings })
 }
 
-fn parse_id(id: &str) -> Result<i64, Response> {
-    id.trim().parse::<i64>().map_err(|_| {
-        let body = json!({ "error": "please provide numeric product ID" });
-        (StatusCode::BAD_REQUEST, Json(body)).into_response()
-    })
+/// The product id of a path, if numeric.
+fn parse_id(id: &str) -> Option<i64> {
+    id.trim().parse::<i64>().ok()
+}
+
+fn bad_id() -> Response {
+    let body = json!({ "error": "please provide numeric product ID" });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
 async fn ratings(State(posted): State<Posted>, Path(id): Path<String>) -> Response {
     match parse_id(&id) {
-        Ok(id) => Json(lookup(&posted, id)).into_response(),
-        Err(res) => res,
+        Some(id) => Json(lookup(&posted, id)).into_response(),
+        None => bad_id(),
     }
 }
 
@@ -64,9 +67,8 @@ async fn post_ratings(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(res) => return res,
+    let Some(id) = parse_id(&id) else {
+        return bad_id();
     };
     let Ok(Value::Object(ratings)) = serde_json::from_slice::<Value>(&body) else {
         let body = json!({ "error": "please provide valid ratings JSON" });
