@@ -76,17 +76,17 @@ impl Settings {
             ratings: url("RATINGS_URL", defaults.ratings)?,
             productpage: url("PRODUCTPAGE_URL", defaults.productpage)?,
         };
-        let reviews_version = match var("REVIEWS_VERSION") {
-            Some(v) => v.parse().map_err(|e: crate::reviews::UnknownVersion| {
+        // Only reviews reads its version: the other services ignore REVIEWS_VERSION.
+        let reviews_version = match (service, var("REVIEWS_VERSION"), &mesh.workload.version) {
+            ("reviews", Some(v), _) => v.parse().map_err(|e: crate::reviews::UnknownVersion| {
                 invalid("REVIEWS_VERSION", &v, e.to_string())
             })?,
-            None if service == "reviews" => match &mesh.workload.version {
-                Some(v) => v.parse().map_err(|e: crate::reviews::UnknownVersion| {
+            ("reviews", None, Some(v)) => {
+                v.parse().map_err(|e: crate::reviews::UnknownVersion| {
                     invalid("MESH_VERSION", v, e.to_string())
-                })?,
-                None => Version::V1,
-            },
-            None => Version::V1,
+                })?
+            }
+            _ => Version::V1,
         };
         if var("MESH_SERVICE").is_none() {
             mesh.workload.service = service.to_owned();

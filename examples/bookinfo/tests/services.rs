@@ -3,6 +3,7 @@
 //! server.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+use tower::util::MapRequestLayer;
 
 /// A loopback address nothing listens on.
 const NOWHERE: &str = "http://127.0.120.99:9";
@@ -304,7 +306,24 @@ async fn page(client: &MeshClient, addr: SocketAddr, user: Option<&str>) -> Stri
 async fn the_four_services_over_the_mesh() {
     let dns = DnsServer::start().expect("DNS server");
     let details = start(&dns, "details", 1, details::router()).await;
-    let ratings = start(&dns, "ratings", 2, ratings::router()).await;
+    // What ratings was sent, two calls away from the page: `end-user` and the cookie.
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let record = seen.clone();
+    let ratings_app = ratings::router().layer(MapRequestLayer::new(
+        move |req: Request<axum::body::Body>| {
+            let header = |name| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let seen = (header("end-user"), header("cookie"));
+            record.lock().expect("lock").push(seen);
+            req
+        },
+    ));
+    let ratings = start(&dns, "ratings", 2, ratings_app).await;
     let mut upstreams = Upstreams {
         details: format!("http://details:{}", details.addr.port()),
         ratings: format!("http://ratings:{}", ratings.addr.port()),
@@ -349,4 +368,36 @@ async fn the_four_services_over_the_mesh() {
 
     productpage.stop().await;
     reviews.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn productpage_gives_up_on_details_after_3s_and_on_reviews_after_two_tries() {
+    let dns = DnsServer::start().expect("DNS server");
+    let slow = || {
+        Router::new().fallback(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "too late"
+        })
+    };
+    let details = start(&dns, "details", 5, slow()).await;
+    let reviews = start(&dns, "reviews", 6, slow()).await;
+    let upstreams = Upstreams {
+        details: format!("http://details:{}", details.addr.port()),
+        reviews: format!("http://reviews:{}", reviews.addr.port()),
+        ..Upstreams::default()
+    };
+    let page_app = productpage::router(client("productpage", &dns), upstreams);
+    let start = tokio::time::Instant::now();
+    let req = Request::get("/productpage")
+        .body(Full::default())
+        .expect("request");
+    let (status, _, html) = call(page_app, req).await;
+    let waited = start.elapsed();
+    assert_eq!(status, 200);
+    assert!(html.contains(DETAILS_UNAVAILABLE) && html.contains(REVIEWS_UNAVAILABLE));
+    // Reviews: two tries of 3 s each (details' 3 s run meanwhile).
+    assert!(
+        waited >= Duration::from_secs(6) && waited < Duration::from_secs(7),
+        "{waited:?}"
+    );
 }
