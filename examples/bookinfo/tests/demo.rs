@@ -172,7 +172,7 @@ async fn the_gateway_terminates_tls_for_browsers() {
 #[tokio::test]
 async fn a_config_that_is_not_yaml_is_refused() {
     let mut options = options(132);
-    options.config = Some("istio.json".into());
+    options.config = vec!["istio.json".into()];
     let error = Demo::start(options).await.unwrap_err();
     assert!(error.to_string().contains("YAML"), "{error}");
 }

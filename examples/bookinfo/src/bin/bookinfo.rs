@@ -2,7 +2,7 @@
 //! development CA on loopback, until Ctrl-C.
 //!
 //! ```text
-//! bookinfo [--config FILE] [--gateway ADDR] [--traffic]
+//! bookinfo [--config FILE]... [--gateway ADDR] [--traffic]
 //! ```
 
 use std::net::SocketAddr;
@@ -12,10 +12,11 @@ use std::process::ExitCode;
 use bookinfo::demo::{Demo, DemoOptions, traffic};
 
 const USAGE: &str = "\
-usage: bookinfo [--config FILE] [--gateway ADDR] [--traffic]
+usage: bookinfo [--config FILE]... [--gateway ADDR] [--traffic]
 
   --config FILE   a YAML file of Istio documents (VirtualService, DestinationRule ...)
-                  applied to every workload, such as Istio's virtual-service-all-v1.yaml
+                  applied to every workload; repeat it for several files, applied in
+                  order (destination-rule-all.yaml before virtual-service-all-v1.yaml)
   --gateway ADDR  where the ingress gateway listens (default 127.0.0.1:8080)
   --traffic       send steady traffic through the gateway (5 requests/s, alternating an
                   anonymous user and jason)
@@ -24,7 +25,7 @@ usage: bookinfo [--config FILE] [--gateway ADDR] [--traffic]
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 struct Args {
-    config: Option<PathBuf>,
+    config: Vec<PathBuf>,
     gateway: Option<SocketAddr>,
     traffic: bool,
     help: bool,
@@ -32,7 +33,7 @@ struct Args {
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
-        config: None,
+        config: Vec::new(),
         gateway: None,
         traffic: false,
         help: false,
@@ -52,7 +53,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match name.as_str() {
-            "--config" => parsed.config = Some(PathBuf::from(value("--config")?)),
+            "--config" => parsed.config.push(PathBuf::from(value("--config")?)),
             "--gateway" => {
                 let text = value("--gateway")?;
                 let addr = text.parse().map_err(|_| {
@@ -124,12 +125,16 @@ mod tests {
     fn parses_the_flags() {
         let parsed = args(&[
             "--config",
-            "vs.yaml",
+            "dr.yaml",
+            "--config=vs.yaml",
             "--gateway=127.0.0.1:9000",
             "--traffic",
         ])
         .unwrap();
-        assert_eq!(parsed.config, Some(PathBuf::from("vs.yaml")));
+        assert_eq!(
+            parsed.config,
+            [PathBuf::from("dr.yaml"), PathBuf::from("vs.yaml")]
+        );
         assert_eq!(parsed.gateway, Some("127.0.0.1:9000".parse().unwrap()));
         assert!(parsed.traffic);
         assert!(args(&["--gateway", "nope"]).is_err());

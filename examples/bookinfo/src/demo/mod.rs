@@ -55,9 +55,10 @@ pub struct DemoOptions {
     /// Each pod's admin port, on the pod's address ([`DEFAULT_ADMIN_PORT`]; 0 picks free
     /// ports).
     pub admin_port: u16,
-    /// A YAML file of Istio documents (VirtualService, DestinationRule ...) applied to every
-    /// workload's config at start.
-    pub config: Option<PathBuf>,
+    /// YAML files of Istio documents (VirtualService, DestinationRule ...) applied to every
+    /// workload's config at start, in order (Istio's tasks apply `destination-rule-all.yaml`
+    /// before the VirtualServices that name its subsets).
+    pub config: Vec<PathBuf>,
     /// TLS for browsers at the gateway (plaintext when `None`).
     pub gateway_tls: Option<GatewayTls>,
 }
@@ -68,7 +69,7 @@ impl Default for DemoOptions {
             gateway_addr: DEFAULT_GATEWAY_ADDR,
             network: DEFAULT_NETWORK,
             admin_port: DEFAULT_ADMIN_PORT,
-            config: None,
+            config: Vec::new(),
             gateway_tls: None,
         }
     }
@@ -190,10 +191,11 @@ impl Demo {
             dns.set_a(&name, &ips, 30)
                 .map_err(|e| DemoError::Dns(e.to_string()))?;
         }
-        let documents = match &options.config {
-            Some(path) => Some(workload::read_documents(path)?),
-            None => None,
-        };
+        let mut documents = String::new();
+        for path in &options.config {
+            documents.push_str(&workload::read_documents(path)?);
+            documents.push_str("\n---\n");
+        }
         let ca = DevCa::new("cluster.local").map_err(|e| DemoError::Identity(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
         let mut demo = Demo {
@@ -208,7 +210,7 @@ impl Demo {
             clients: Vec::new(),
         };
         for w in Workload::ALL {
-            let parts = workload::build(w, demo.dns.addr(), documents.as_deref(), &ca)?;
+            let parts = workload::build(w, demo.dns.addr(), &documents, &ca)?;
             let upstreams = Upstreams::default();
             let client = parts.client.clone();
             let app = match w {
@@ -317,8 +319,6 @@ impl Demo {
 }
 
 /// Resolves once `stopped` turns true (or its sender is gone).
-fn stopped_future(mut stopped: watch::Receiver<bool>) -> impl Future<Output = ()> + Send {
-    async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    }
+async fn stopped_future(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }

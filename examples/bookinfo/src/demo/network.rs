@@ -99,24 +99,21 @@ impl Network {
     }
 
     /// The DNS records of the cluster (names relative to `cluster.local.`): each service
-    /// lists its pods, and `reviews-v1` ... the pods of one version (a DestinationRule
-    /// subset's endpoints).
+    /// lists its pods (`reviews` three), and `<service>-<version>` (`reviews-v2`,
+    /// `productpage-v1`) the pods of one version, where mesh finds a DestinationRule
+    /// subset's endpoints.
     pub fn records(self) -> Vec<(String, Vec<Ipv4Addr>)> {
-        let services = [Workload::Productpage, Workload::Details, Workload::Ratings];
-        let mut records: Vec<(String, Vec<Ipv4Addr>)> = services
-            .iter()
-            .map(|w| (format!("{}.default.svc", w.service()), vec![self.ip(*w)]))
-            .collect();
-        let reviews = [Version::V1, Version::V2, Version::V3].map(Workload::Reviews);
-        records.push((
-            "reviews.default.svc".to_owned(),
-            reviews.iter().map(|w| self.ip(*w)).collect(),
-        ));
-        for w in reviews {
-            records.push((
-                format!("reviews-{}.default.svc", w.version()),
-                vec![self.ip(w)],
-            ));
+        let mut records: Vec<(String, Vec<Ipv4Addr>)> = Vec::new();
+        for w in Workload::ALL {
+            if w == Workload::Gateway {
+                continue;
+            }
+            let service = format!("{}.default.svc", w.service());
+            match records.iter_mut().find(|(name, _)| *name == service) {
+                Some((_, ips)) => ips.push(self.ip(w)),
+                None => records.push((service, vec![self.ip(w)])),
+            }
+            records.push((format!("{}.default.svc", w.pod_name()), vec![self.ip(w)]));
         }
         records
     }

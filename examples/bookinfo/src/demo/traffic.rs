@@ -76,7 +76,7 @@ pub async fn drive(
                 println!("traffic: {} requests, by status {:?}", report.total(), report.statuses);
             }
             _ = ticks.tick() => {
-                let user = if sent % 2 == 0 { User::Anonymous } else { User::Jason };
+                let user = if sent.is_multiple_of(2) { User::Anonymous } else { User::Jason };
                 sent += 1;
                 let status = send(&client, &uri, user).await;
                 *report.statuses.entry(status).or_default() += 1;

@@ -59,16 +59,16 @@ pub(super) fn read_documents(path: &Path) -> Result<String, DemoError> {
     })
 }
 
-/// Builds `workload`'s config (its mesh document, then `documents`), identity, telemetry
-/// and client.
+/// Builds `workload`'s config (its mesh document, then `documents`: Istio's, as YAML text),
+/// identity, telemetry and client.
 pub(super) fn build(
     workload: Workload,
     dns: SocketAddr,
-    documents: Option<&str>,
+    documents: &str,
     ca: &DevCa,
 ) -> Result<Parts, DemoError> {
     let mut text = mesh_document(workload, dns);
-    if let Some(documents) = documents {
+    if !documents.is_empty() {
         text.push_str("---\n");
         text.push_str(documents);
     }
