@@ -176,3 +176,34 @@ async fn a_config_that_is_not_yaml_is_refused() {
     let error = Demo::start(options).await.unwrap_err();
     assert!(error.to_string().contains("YAML"), "{error}");
 }
+
+/// Bookinfo's own task files, from the workspace's fixtures.
+fn istio_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/istio")
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_documents_apply_to_every_workload() {
+    let mut options = options(133);
+    options.config = vec![
+        istio_fixture("destination-rule-all.yaml"),
+        istio_fixture("virtual-service-all-v1.yaml"),
+    ];
+    let demo = Demo::start(options).await.expect("demo starts");
+    let client = outside_client();
+    let gateway = demo.urls().gateway;
+    let (status, body) = get(&client, &format!("http://{gateway}/productpage")).await;
+    assert!(status < 500, "{status}: {body}");
+    // The gateway's call went to productpage's subset v1, found at productpage-v1.
+    let admin = demo.urls().admin("istio-ingressgateway-v1").unwrap();
+    let (status, clusters) = get(&client, &format!("http://{admin}/clusters")).await;
+    assert_eq!(status, 200);
+    assert!(
+        clusters.contains("productpage.default.svc.cluster.local:9080 subset v1"),
+        "{clusters}"
+    );
+    assert!(clusters.contains("127.0.133.1:9080"), "{clusters}");
+    demo.shutdown().await;
+}
