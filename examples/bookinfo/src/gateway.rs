@@ -87,9 +87,7 @@ async fn forward(State(gateway): State<Gateway>, req: Request) -> Response {
     let tls = req.extensions().get::<Peer>().is_some_and(|p| p.tls);
     let client_ip = req.extensions().get::<Peer>().map(|p| p.addr.ip());
     let (mut parts, body) = req.into_parts();
-    for name in &HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    remove_hop_by_hop(&mut parts.headers);
     if let Some(ip) = client_ip {
         let value = match parts
             .headers
@@ -112,10 +110,22 @@ async fn forward(State(gateway): State<Gateway>, req: Request) -> Response {
     let upstream = http::Request::from_parts(parts, body);
     let Ok(answer) = gateway.client.request(upstream).await;
     let (mut parts, body) = answer.into_parts();
-    for name in &HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    remove_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
+}
+
+/// Removes [`HOP_BY_HOP`] and the headers `Connection` names.
+fn remove_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(&HOP_BY_HOP) {
+        headers.remove(name);
+    }
 }
 
 /// Why the gateway could not serve.
@@ -229,7 +239,63 @@ pub fn describe(addr: SocketAddr, tls: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::routes_to_productpage;
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::BodyExt;
+    use mesh::{MeshConfig, Telemetry};
+    use mesh_tower::testing::Backend;
+
+    fn gateway_to(backend: &Backend) -> Router {
+        let config = MeshConfig::builder().service("gateway").build().unwrap();
+        let client = MeshClient::builder()
+            .config(config)
+            .telemetry(Telemetry::disabled())
+            .build()
+            .unwrap();
+        let upstreams = Upstreams {
+            productpage: format!("http://{}/", backend.addr()),
+            ..Upstreams::default()
+        };
+        router(client, upstreams)
+    }
+
+    #[tokio::test]
+    async fn forwards_method_target_headers_and_body_and_streams_the_answer_back() {
+        let backend = Backend::start("productpage-v1", "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let app = gateway_to(&backend);
+        let req = http::Request::post("/api/v1/products/0/reviews?x=1&y=2")
+            .header("end-user", "jason")
+            .header("connection", "keep-alive, x-secret")
+            .header("x-secret", "hop")
+            .header("x-forwarded-for", "10.0.0.1")
+            .body(Body::from("hello"))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["x-body-len"], "5");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, Bytes::from("productpage-v1"));
+        let seen = backend.last_request().unwrap();
+        assert_eq!(seen.method, http::Method::POST);
+        assert_eq!(
+            seen.uri.path_and_query().map(|pq| pq.as_str()),
+            Some("/api/v1/products/0/reviews?x=1&y=2")
+        );
+        assert_eq!(seen.headers["end-user"], "jason");
+        assert_eq!(seen.headers["x-forwarded-proto"], "http");
+        assert!(seen.headers.get("x-secret").is_none());
+        assert_eq!(seen.host, backend.addr().to_string());
+
+        // No route: 404 from the gateway, nothing sent.
+        let req = http::Request::get("/reviews/0")
+            .body(Body::empty())
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(backend.hits(), 1);
+    }
 
     #[test]
     fn bookinfo_gateway_paths() {
