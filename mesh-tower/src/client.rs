@@ -52,6 +52,7 @@ use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
 use crate::BoxError;
 use crate::admin::ClusterStatus;
 use crate::body::{RequestBody, ResponseBody};
+use crate::context::RequestContext;
 use crate::endpoint::EndpointTls;
 use crate::error::MeshError;
 use crate::leg::{Backend, Leg, LegFuture, RouteSettings};
@@ -350,7 +351,12 @@ impl MeshClient {
     }
 
     /// Sends a request whose body is already a [`RequestBody`].
-    pub fn send(&self, req: Request<RequestBody>) -> ResponseFuture {
+    pub fn send(&self, mut req: Request<RequestBody>) -> ResponseFuture {
+        // The request id, headers and cookies of the inbound request being handled go on
+        // first, so routes match on them (`end-user` routing two hops away).
+        if let Some(propagated) = RequestContext::current_propagated() {
+            propagated.apply(req.headers_mut());
+        }
         match self.host(req) {
             Ok((req, destination)) => destination.dispatch(req),
             Err(error) => ResponseFuture::ready(local_reply(error)),

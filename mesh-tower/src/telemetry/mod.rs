@@ -7,7 +7,7 @@
 //!
 //! | stack | layers, outermost first |
 //! |---|---|
-//! | client (per destination) | [`trace::ClientTraceLayer`] (client span; trace context, `x-request-id` and propagated headers of the inbound request written on the call), [`metrics::ClientMetricsLayer`] (`reporter="source"` metrics, peer metadata sent, client access log) |
+//! | client | `MeshClient::send` writes the `x-request-id`, headers and cookies of the inbound request being handled, before routing (so routes match on them); then per destination [`trace::ClientTraceLayer`] (client span; its trace context written on the call), [`metrics::ClientMetricsLayer`] (`reporter="source"` metrics, peer metadata sent, client access log) |
 //! | server | [`trace::ServerTraceLayer`] (trace context read, server span, `x-request-id`), [`metrics::ServerMetricsLayer`] (`reporter="destination"` metrics, peer metadata read and stripped, server access log), then the rest of the server stack |
 
 use std::sync::Arc;

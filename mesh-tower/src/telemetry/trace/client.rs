@@ -1,5 +1,6 @@
-//! [`ClientTrace`]: the client span of each call, and the trace context, `x-request-id` and
-//! propagated headers written on it.
+//! [`ClientTrace`]: the client span of each call, and the trace context written on it (the
+//! request id, headers and cookies of the inbound request are written earlier, by
+//! [`MeshClient::send`](crate::client::MeshClient::send), so routes match on them).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,9 +53,8 @@ impl<S> tower_layer::Layer<S> for ClientTraceLayer {
     }
 }
 
-/// Makes the client span of each call and writes the trace context, `x-request-id` and
-/// propagated headers of the request being handled (the current
-/// [`RequestContext`](crate::context::RequestContext)).
+/// Makes the client span of each call and writes its trace context, a child of the request
+/// being handled (the current [`RequestContext`](crate::context::RequestContext)).
 ///
 /// The parent is the trace context the application wrote on the request itself, else the
 /// inbound request's, else a new trace when tracing is on. Without a span (no tracer) a child
@@ -108,9 +108,6 @@ where
                 req.headers_mut(),
             ),
             (None, None) => {}
-        }
-        if let Some(p) = &propagated {
-            p.apply(req.headers_mut());
         }
         ClientTraceFuture {
             inner: self.inner.call(req),

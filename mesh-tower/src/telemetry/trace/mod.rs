@@ -5,7 +5,7 @@
 //! | piece | does |
 //! |---|---|
 //! | [`ServerTraceLayer`] | reads the caller's context (W3C `traceparent`/`tracestate`, else B3 single, else B3 multi-header), starts a `SERVER` span as its child (a new trace when there is none and `tracing` is on), gives the request an `x-request-id`, captures the context, request id and configured headers and cookies for the handler's [`RequestContext`](crate::context::RequestContext) |
-//! | [`ClientTraceLayer`] | picks the parent (trace headers the application set, else the inbound request's context, else a new trace when `tracing` is on), starts a `CLIENT` span, writes its context in every configured style, and the request id, headers and cookies of the inbound request |
+//! | [`ClientTraceLayer`] | picks the parent (trace headers the application set, else the inbound request's context, else a new trace when `tracing` is on), starts a `CLIENT` span, writes its context in every configured style (the request id, headers and cookies of the inbound request are written by `MeshClient::send`, before routing) |
 //! | [`Tracer`] | where spans go: the global provider, an SDK tracer of your own, or none |
 //! | [`init_from_env`] | an OTLP/gRPC exporter and SDK provider from the standard `OTEL_*` variables, installed globally |
 //!
