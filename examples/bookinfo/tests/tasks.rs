@@ -163,7 +163,6 @@ async fn request_routing_sends_everyone_to_v1_then_jason_to_v2() {
 /// timeout is 10 s) but productpage gives reviews 3 s and one retry, so jason's page shows
 /// the reviews as unavailable. Everyone else is fine.
 #[tokio::test(start_paused = true)]
-#[ignore = "mesh matches routes before the client stack adds propagated headers: reviews' call to ratings lacks end-user when routed"]
 async fn a_seven_second_delay_for_jason_makes_his_reviews_unavailable() {
     let client = browser();
     let demo = start(
@@ -189,7 +188,6 @@ async fn a_seven_second_delay_for_jason_makes_his_reviews_unavailable() {
 /// Fault injection, abort: ratings answers 500 for jason; reviews v2 says so in place of
 /// the stars.
 #[tokio::test(start_paused = true)]
-#[ignore = "mesh matches routes before the client stack adds propagated headers: reviews' call to ratings lacks end-user when routed"]
 async fn an_abort_for_jason_makes_his_ratings_unavailable() {
     let client = browser();
     let demo = start(
