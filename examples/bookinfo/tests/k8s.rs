@@ -99,9 +99,13 @@ fn deployments_run_a_binary_with_known_variables_and_no_sidecar() {
         );
         let labels = &template["metadata"]["labels"];
         assert_eq!(&d["spec"]["selector"]["matchLabels"]["app"], &labels["app"]);
-        let account = template["spec"]["serviceAccountName"].as_str().unwrap_or_default();
+        let account = template["spec"]["serviceAccountName"]
+            .as_str()
+            .unwrap_or_default();
         assert!(accounts.contains(account), "{name}: account {account}");
-        let containers = template["spec"]["containers"].as_array().expect("containers");
+        let containers = template["spec"]["containers"]
+            .as_array()
+            .expect("containers");
         assert_eq!(containers.len(), 1, "{name}: one container, no sidecar");
         let container = &containers[0];
         let command = container["command"][0].as_str().unwrap_or_default();
@@ -132,7 +136,8 @@ fn deployments_run_a_binary_with_known_variables_and_no_sidecar() {
         // Every service with pods selects them.
         let app = labels["app"].as_str().unwrap_or_default();
         assert!(
-            docs.iter().any(|s| s["kind"] == "Service" && s["spec"]["selector"]["app"] == app),
+            docs.iter()
+                .any(|s| s["kind"] == "Service" && s["spec"]["selector"]["app"] == app),
             "{name}: a Service selects app={app}"
         );
     }
