@@ -155,3 +155,37 @@ pub(super) async fn follow(reloader: std::sync::Arc<Reloader>, mut stopped: watc
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_poll_reads_a_changed_file_within_an_interval() {
+        let dir = std::env::temp_dir().join(format!("bookinfo-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("routes.yaml");
+        std::fs::write(&file, "# all v1\n").unwrap();
+        let files = vec![file.clone()];
+        let (hash, documents) = snapshot(&files);
+        assert_eq!(documents.unwrap(), "# all v1\n\n---\n");
+        let dns = "127.0.0.1:53".parse().unwrap();
+        let reloader = Arc::new(Reloader::new(files, dns, Vec::new(), hash));
+        assert!(!reloader.check().unwrap(), "unchanged");
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(follow(reloader.clone(), stopped));
+
+        std::fs::write(&file, "# test v2\n").unwrap();
+        tokio::time::sleep(POLL_INTERVAL + Duration::from_millis(1)).await;
+        // The poll has taken the change already.
+        assert!(!reloader.check().unwrap());
+        std::fs::write(&file, "# all v1 again\n").unwrap();
+        assert!(reloader.check().unwrap(), "a change not yet polled");
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
