@@ -150,9 +150,6 @@ impl MeshClientBuilder {
     pub fn build(self) -> Result<MeshClient, BuildError> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
-        for warning in &config.warnings {
-            tracing::warn!(%warning, "config field has no effect");
-        }
         let discover = match self.discover {
             Some(d) => d,
             None => Arc::new(
@@ -169,79 +166,29 @@ impl MeshClientBuilder {
             Some(t) => t,
             None => Telemetry::from_config(&config)?,
         };
-        let workload = &config.workload;
-        let policies = config
-            .destinations
-            .iter()
-            .enumerate()
-            .map(|(index, dest)| {
-                let target = qualify(
-                    &dest.host,
-                    dest.port.unwrap_or(80),
-                    &workload.namespace,
-                    &workload.cluster_domain,
-                )
-                .map_err(|source| BuildError::Destination { index, source })?;
-                Ok(PolicyEntry {
-                    target,
-                    port: dest.port,
-                    config: dest.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
-        let virtual_hosts = config
-            .virtual_services
-            .iter()
-            .enumerate()
-            .map(|(index, vs)| {
-                let namespace = vs.namespace.as_deref().unwrap_or(&workload.namespace);
-                let hosts = vs
-                    .hosts
-                    .iter()
-                    .map(|host| match host.strip_prefix('*') {
-                        Some(suffix) => Ok(HostPattern::Suffix(suffix.to_ascii_lowercase())),
-                        None => match qualify(host, 80, namespace, &workload.cluster_domain) {
-                            Ok(Target::Host { fqdn, .. }) => Ok(HostPattern::Exact(fqdn)),
-                            Ok(other) => Ok(HostPattern::Exact(other.name())),
-                            Err(source) => Err(BuildError::VirtualService { index, source }),
-                        },
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(VirtualHost {
-                    hosts,
-                    namespace: namespace.to_owned(),
-                    service: vs.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, BuildError>>()?;
+        let inner = Inner::new(config, discover, identity, telemetry)?;
         Ok(MeshClient {
-            inner: Arc::new(Inner {
-                egress: EgressPolicy::new(&config),
-                telemetry,
-                config,
-                discover,
-                identity,
-                policies,
-                virtual_hosts,
-                by_authority: ArcSwap::default(),
-                hosts: Mutex::default(),
-                backends: Mutex::default(),
-            }),
+            inner: Arc::new(ArcSwap::from_pointee(inner)),
         })
     }
 }
 
 /// A mesh client: routing, discovery, balancing, timeouts and retries for every destination.
 ///
-/// Cheap to clone; clones share destinations, connection pools and retry budgets.
+/// Cheap to clone; clones share destinations, connection pools and retry budgets, and see
+/// a [`reload`](MeshClient::reload) at once.
 /// It never fails: errors become local replies (see [`crate::local_reply`]).
 #[derive(Clone)]
 pub struct MeshClient {
-    inner: Arc<Inner>,
+    /// The state of the current config; a reload swaps in a new one, and a request keeps
+    /// the state it started with.
+    inner: Arc<ArcSwap<Inner>>,
 }
 
+/// What one config compiles to: its routes and policies and the destinations, pools and
+/// budgets created for them on first use.
 struct Inner {
-    config: MeshConfig,
+    config: Arc<MeshConfig>,
     discover: Arc<dyn Discover>,
     /// The workload identity for ISTIO_MUTUAL connections.
     identity: Option<Identity>,
@@ -335,9 +282,31 @@ impl MeshClient {
         Self::new(MeshConfig::from_env()?)
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &MeshConfig {
-        &self.inner.config
+    /// The configuration in use (the latest [`reload`](Self::reload)ed one).
+    pub fn config(&self) -> Arc<MeshConfig> {
+        self.inner.load().config.clone()
+    }
+
+    /// Replaces the client's config while traffic flows: every clone routes new requests by
+    /// `config` at once; requests in flight finish on the old state.
+    ///
+    /// Destinations, connection pools, balancers, outlier state and retry budgets belong to
+    /// a config: those of `config` are created afresh on their first request (pools are
+    /// rebuilt; the old ones close once their last request ends). The client's discovery,
+    /// workload identity and telemetry are kept; `config`'s discovery, certificate and
+    /// telemetry settings are not applied. An invalid `config` is returned as an error and
+    /// the old state stays.
+    pub fn reload(&self, config: MeshConfig) -> Result<(), BuildError> {
+        config.validate()?;
+        let current = self.inner.load();
+        let next = Inner::new(
+            config,
+            current.discover.clone(),
+            current.identity.clone(),
+            current.telemetry.clone(),
+        )?;
+        self.inner.store(Arc::new(next));
+        Ok(())
     }
 
     /// Sends a request; the same as calling the client as a `tower::Service`.
@@ -367,7 +336,8 @@ impl MeshClient {
     /// request has been sent to it; for a host with routes, those of every backend its
     /// routes send to; none for a host the egress policy denies.
     pub fn endpoints(&self, authority: &str) -> Option<Vec<SocketAddr>> {
-        let map = self.inner.by_authority.load();
+        let inner = self.inner.load();
+        let map = inner.by_authority.load();
         let Destination::Allowed(host) = map.get(authority)?.as_ref() else {
             return Some(Vec::new());
         };
@@ -393,6 +363,7 @@ impl MeshClient {
     pub fn clusters(&self) -> Vec<ClusterStatus> {
         let backends: Vec<Arc<Backend>> = self
             .inner
+            .load()
             .backends
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -419,15 +390,86 @@ impl MeshClient {
         mut req: Request<RequestBody>,
     ) -> Result<(Request<RequestBody>, Arc<Destination>), MeshError> {
         let authority = absolute_uri(&mut req)?;
-        if let Some(host) = self.inner.by_authority.load().get(authority.as_str()) {
+        let inner = self.inner.load();
+        if let Some(host) = inner.by_authority.load().get(authority.as_str()) {
             return Ok((req, host.clone()));
         }
-        let host = self.inner.create(&authority)?;
+        let host = inner.create(&authority)?;
         Ok((req, host))
     }
 }
 
 impl Inner {
+    /// Compiles a validated `config`: qualifies its destinations' and VirtualServices'
+    /// hosts; no destination is created yet.
+    fn new(
+        config: MeshConfig,
+        discover: Arc<dyn Discover>,
+        identity: Option<Identity>,
+        telemetry: Telemetry,
+    ) -> Result<Self, BuildError> {
+        for warning in &config.warnings {
+            tracing::warn!(%warning, "config field has no effect");
+        }
+        let workload = &config.workload;
+        let policies = config
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(index, dest)| {
+                let target = qualify(
+                    &dest.host,
+                    dest.port.unwrap_or(80),
+                    &workload.namespace,
+                    &workload.cluster_domain,
+                )
+                .map_err(|source| BuildError::Destination { index, source })?;
+                Ok(PolicyEntry {
+                    target,
+                    port: dest.port,
+                    config: dest.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let virtual_hosts = config
+            .virtual_services
+            .iter()
+            .enumerate()
+            .map(|(index, vs)| {
+                let namespace = vs.namespace.as_deref().unwrap_or(&workload.namespace);
+                let hosts = vs
+                    .hosts
+                    .iter()
+                    .map(|host| match host.strip_prefix('*') {
+                        Some(suffix) => Ok(HostPattern::Suffix(suffix.to_ascii_lowercase())),
+                        None => match qualify(host, 80, namespace, &workload.cluster_domain) {
+                            Ok(Target::Host { fqdn, .. }) => Ok(HostPattern::Exact(fqdn)),
+                            Ok(other) => Ok(HostPattern::Exact(other.name())),
+                            Err(source) => Err(BuildError::VirtualService { index, source }),
+                        },
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(VirtualHost {
+                    hosts,
+                    namespace: namespace.to_owned(),
+                    service: vs.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        Ok(Inner {
+            egress: EgressPolicy::new(&config),
+            telemetry,
+            config: Arc::new(config),
+            discover,
+            identity,
+            policies,
+            virtual_hosts,
+            by_authority: ArcSwap::default(),
+            hosts: Mutex::default(),
+            backends: Mutex::default(),
+        })
+    }
+
     /// The slow path of a host's first request: qualify, check egress, find its routes,
     /// build its legs.
     fn create(&self, authority: &Authority) -> Result<Arc<Destination>, MeshError> {
@@ -849,9 +891,10 @@ fn set_uri(req: &mut Request<RequestBody>, authority: &Authority) -> Result<(), 
 
 impl fmt::Debug for MeshClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner.load();
         f.debug_struct("MeshClient")
-            .field("config", &self.inner.config)
-            .field("destinations", &self.inner.by_authority.load().len())
+            .field("config", &inner.config)
+            .field("destinations", &inner.by_authority.load().len())
             .finish()
     }
 }
@@ -1040,11 +1083,16 @@ spec:
         let (client, discovery) = client(config(vs, &[]));
         // A VirtualService's destinations are registry entries; check against a registry
         // without them, as a stricter policy would.
-        let mut inner = Arc::into_inner(client.inner).expect("sole owner");
+        let current = client.inner.load_full();
+        let mut inner = Inner::new(
+            MeshConfig::clone(&current.config),
+            current.discover.clone(),
+            None,
+            current.telemetry.clone(),
+        )
+        .expect("valid config");
         inner.egress = EgressPolicy::new(&config("", &[]));
-        let client = MeshClient {
-            inner: Arc::new(inner),
-        };
+        client.inner.store(Arc::new(inner));
 
         let (res, body) = get(&client, "http://reviews/").await;
         assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -1053,5 +1101,66 @@ spec:
             "{body}"
         );
         assert!(discovery.0.lock().unwrap().is_empty());
+    }
+
+    const ROUTE_TO: &str = "---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: SUBSET}
+";
+
+    /// The hosts discovery has been asked for, in order.
+    fn asked(discovery: &Recording) -> Vec<String> {
+        discovery
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Target::name)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_is_seen_by_every_clone() {
+        let (client, discovery) = client(config(&ROUTE_TO.replace("SUBSET", "reviews-v1"), &[]));
+        let clone = client.clone();
+        get(&clone, "http://reviews/").await;
+        assert_eq!(asked(&discovery), ["reviews-v1.default.svc.cluster.local"]);
+
+        client
+            .reload(config(&ROUTE_TO.replace("SUBSET", "reviews-v2"), &[]))
+            .expect("a valid config");
+        get(&clone, "http://reviews/").await;
+        assert_eq!(
+            asked(&discovery),
+            [
+                "reviews-v1.default.svc.cluster.local",
+                "reviews-v2.default.svc.cluster.local"
+            ]
+        );
+        assert_eq!(clone.config().virtual_services.len(), 1);
+        // The new state's destinations are created afresh: only reviews-v2's backend.
+        let names: Vec<String> = clone.clusters().into_iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        assert!(names[0].contains("reviews-v2"), "{names:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_config_is_refused_and_the_old_routes_stay() {
+        let (client, discovery) = client(config(&ROUTE_TO.replace("SUBSET", "reviews-v1"), &[]));
+        let mut bad = config(&ROUTE_TO.replace("SUBSET", "reviews-v2"), &[]);
+        bad.security.root_namespace = "Not A Namespace".into();
+        let error = client.reload(bad).expect_err("an invalid config");
+        assert!(
+            error.to_string().contains("security.rootNamespace"),
+            "{error}"
+        );
+        get(&client.clone(), "http://reviews/").await;
+        assert_eq!(asked(&discovery), ["reviews-v1.default.svc.cluster.local"]);
     }
 }

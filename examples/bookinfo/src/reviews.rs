@@ -104,12 +104,13 @@ struct Shared {
 
 /// The reviews service's routes; `client` calls ratings (v2 and v3).
 pub fn router(version: Version, client: MeshClient, upstreams: Upstreams) -> Router {
-    let workload = &client.config().workload;
+    let config = client.config();
+    let workload = &config.workload;
     let podname = workload
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("reviews-{version}"));
-    let clustername = client.config().telemetry.cluster_id.clone();
+    let clustername = config.telemetry.cluster_id.clone();
     let shared = Arc::new(Shared {
         version,
         ratings: upstreams.ratings.trim_end_matches('/').to_owned(),

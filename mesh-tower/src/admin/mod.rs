@@ -185,10 +185,12 @@ impl AdminServer {
         let wants_identity = self
             .config
             .as_deref()
-            .or(client_config)
+            .or(client_config.as_deref())
             .is_some_and(|c| c.security.certificates.is_some());
         let loaded = self.identity.is_some()
-            || client_config.is_some_and(|c| c.security.certificates.is_some());
+            || client_config
+                .as_deref()
+                .is_some_and(|c| c.security.certificates.is_some());
         if wants_identity && !loaded {
             problems.push(
                 "the workload certificates (security.certificates) are not loaded".to_owned(),
@@ -254,9 +256,13 @@ impl AdminServer {
 
     fn config_dump(&self) -> Response<Full<Bytes>> {
         let default;
+        let current;
         let config = match (&self.config, &self.client) {
             (Some(config), _) => config.as_ref(),
-            (None, Some(client)) => client.config(),
+            (None, Some(client)) => {
+                current = client.config();
+                current.as_ref()
+            }
             (None, None) => {
                 default = MeshConfig::default();
                 &default

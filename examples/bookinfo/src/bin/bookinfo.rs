@@ -16,7 +16,8 @@ usage: bookinfo [--config FILE]... [--gateway ADDR] [--traffic]
 
   --config FILE   a YAML file of Istio documents (VirtualService, DestinationRule ...)
                   applied to every workload; repeat it for several files, applied in
-                  order (destination-rule-all.yaml before virtual-service-all-v1.yaml)
+                  order (destination-rule-all.yaml before virtual-service-all-v1.yaml);
+                  edits apply live (the files are read again every second)
   --gateway ADDR  where the ingress gateway listens (default 127.0.0.1:8080)
   --traffic       send steady traffic through the gateway (5 requests/s, alternating an
                   anonymous user and jason)

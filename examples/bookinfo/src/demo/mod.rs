@@ -11,6 +11,7 @@
 //! plaintext (or TLS for browsers) outside, mutual TLS to productpage.
 
 pub mod network;
+pub mod reload;
 pub mod traffic;
 pub mod workload;
 
@@ -18,7 +19,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use mesh::core::config::MtlsMode;
 use mesh::dns::server::DnsServer;
@@ -56,8 +57,9 @@ pub struct DemoOptions {
     /// ports).
     pub admin_port: u16,
     /// YAML files of Istio documents (VirtualService, DestinationRule ...) applied to every
-    /// workload's config at start, in order (Istio's tasks apply `destination-rule-all.yaml`
-    /// before the VirtualServices that name its subsets).
+    /// workload's config, in order (Istio's tasks apply `destination-rule-all.yaml` before the
+    /// VirtualServices that name its subsets); read at start, then followed while the demo
+    /// runs ([`reload`]).
     pub config: Vec<PathBuf>,
     /// TLS for browsers at the gateway (plaintext when `None`).
     pub gateway_tls: Option<GatewayTls>,
@@ -105,6 +107,14 @@ pub enum DemoError {
     /// A workload's config is invalid (the file's documents, most likely).
     #[error("config: {0}")]
     Config(mesh::ConfigError),
+    /// The documents of one config file are invalid.
+    #[error("{}: {source}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its documents.
+        source: mesh::ConfigError,
+    },
     /// A certificate could not be issued or loaded.
     #[error("identity: {0}")]
     Identity(String),
@@ -160,6 +170,7 @@ pub struct Demo {
     tasks: JoinSet<()>,
     dns: DnsServer,
     clients: Vec<MeshClient>,
+    reloader: Arc<reload::Reloader>,
 }
 
 /// The process's Prometheus handle: the recorder is global, so it is installed once.
@@ -191,11 +202,8 @@ impl Demo {
             dns.set_a(&name, &ips, 30)
                 .map_err(|e| DemoError::Dns(e.to_string()))?;
         }
-        let mut documents = String::new();
-        for path in &options.config {
-            documents.push_str(&workload::read_documents(path)?);
-            documents.push_str("\n---\n");
-        }
+        let (hash, documents) = reload::snapshot(&options.config);
+        let documents = documents?;
         let ca = DevCa::new("cluster.local").map_err(|e| DemoError::Identity(e.to_string()))?;
         let (stop, stopped) = watch::channel(false);
         let mut demo = Demo {
@@ -206,6 +214,12 @@ impl Demo {
             },
             stop,
             tasks: JoinSet::new(),
+            reloader: Arc::new(reload::Reloader::new(
+                Vec::new(),
+                dns.addr(),
+                Vec::new(),
+                hash,
+            )),
             dns,
             clients: Vec::new(),
         };
@@ -231,10 +245,10 @@ impl Demo {
                 .name(w.service())
                 .identity(parts.identity.clone())
                 .telemetry(parts.telemetry.clone());
+            // The admin server shows the client's config, which follows reloads.
             let admin = AdminServer::new()
                 .metrics(handle.clone())
                 .client(parts.client.clone())
-                .config(parts.config.clone())
                 .identity(parts.identity.clone());
             let admin_listener =
                 bind(SocketAddr::new(network.ip(w).into(), options.admin_port)).await?;
@@ -295,7 +309,30 @@ impl Demo {
             }
             demo.clients.push(parts.client);
         }
+        let clients = Workload::ALL
+            .into_iter()
+            .zip(demo.clients.clone())
+            .collect();
+        demo.reloader = Arc::new(reload::Reloader::new(
+            options.config.clone(),
+            demo.dns.addr(),
+            clients,
+            hash,
+        ));
+        if demo.reloader.follows_files() {
+            demo.tasks
+                .spawn(reload::follow(demo.reloader.clone(), stopped.clone()));
+        }
         Ok(demo)
+    }
+
+    /// Reads the `--config` files now, as the task that follows them does every
+    /// [`reload::POLL_INTERVAL`], and applies them to every workload's client when their
+    /// contents changed: `Ok(true)` when applied, `Ok(false)` when unchanged since the last
+    /// read (or refused then). An error names the file and the reason; every workload keeps
+    /// its config.
+    pub fn reload_now(&self) -> Result<bool, DemoError> {
+        self.reloader.check()
     }
 
     /// Where the gateway and the admin servers are.

@@ -59,6 +59,20 @@ pub(super) fn read_documents(path: &Path) -> Result<String, DemoError> {
     })
 }
 
+/// `workload`'s config: its mesh document, then `documents` (Istio's, as YAML text).
+pub(super) fn config(
+    workload: Workload,
+    dns: SocketAddr,
+    documents: &str,
+) -> Result<MeshConfig, DemoError> {
+    let mut text = mesh_document(workload, dns);
+    if !documents.is_empty() {
+        text.push_str("---\n");
+        text.push_str(documents);
+    }
+    MeshConfig::from_str(&text, Format::Yaml).map_err(DemoError::Config)
+}
+
 /// Builds `workload`'s config (its mesh document, then `documents`: Istio's, as YAML text),
 /// identity, telemetry and client.
 pub(super) fn build(
@@ -67,12 +81,7 @@ pub(super) fn build(
     documents: &str,
     ca: &DevCa,
 ) -> Result<Parts, DemoError> {
-    let mut text = mesh_document(workload, dns);
-    if !documents.is_empty() {
-        text.push_str("---\n");
-        text.push_str(documents);
-    }
-    let config = MeshConfig::from_str(&text, Format::Yaml).map_err(DemoError::Config)?;
+    let config = config(workload, dns, documents)?;
     let id = SpiffeId::workload(
         &config.workload.trust_domain,
         NAMESPACE,

@@ -1,0 +1,107 @@
+//! The demo follows its `--config` files: rewriting all-v1 to test-v2 sends jason to
+//! reviews v2 (black stars) without a restart, and a bad file is refused, naming it, with
+//! the old routes kept.
+//!
+//! Real time, as in `demo.rs`: DNS lookups and TLS handshakes run on real sockets, and paused
+//! time would fire their timeouts while they wait. So the test does not wait for the
+//! once-a-second poll; it calls `Demo::reload_now`, the check the poll runs. Nothing sleeps.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use bookinfo::demo::{Demo, DemoOptions};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use mesh::{MeshClient, MeshConfig, Telemetry};
+
+/// A plaintext client for the gateway (outside the mesh).
+fn outside_client() -> MeshClient {
+    let config = MeshConfig::builder().service("browser").build().unwrap();
+    MeshClient::builder()
+        .config(config)
+        .telemetry(Telemetry::disabled())
+        .build()
+        .unwrap()
+}
+
+/// The product page as `user` (anonymous when `None`) sees it.
+async fn productpage(client: &MeshClient, demo: &Demo, user: Option<&str>) -> String {
+    let gateway = demo.urls().gateway;
+    let mut req = http::Request::get(format!("http://{gateway}/productpage"));
+    if let Some(user) = user {
+        req = req.header("cookie", format!("user={user}"));
+    }
+    let Ok(res) = client
+        .request(req.body(Empty::<Bytes>::new()).unwrap())
+        .await;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/istio")
+        .join(name)
+}
+
+/// A directory of its own under the build's temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewriting_the_config_file_sends_jason_to_reviews_v2() {
+    let dir = scratch("reload-test-v2");
+    let routes = dir.join("routes.yaml");
+    std::fs::copy(fixture("virtual-service-all-v1.yaml"), &routes).unwrap();
+    let mut options = DemoOptions::default();
+    options.gateway_addr = "127.0.0.1:0".parse().unwrap();
+    options.network = Ipv4Addr::new(127, 0, 150, 0);
+    options.admin_port = 0;
+    options.config = vec![fixture("destination-rule-all.yaml"), routes.clone()];
+    let demo = Demo::start(options).await.expect("demo starts");
+    let client = outside_client();
+
+    // All v1: no stars for anyone.
+    let page = productpage(&client, &demo, Some("jason")).await;
+    assert!(
+        page.contains("The Comedy of Errors") && !page.contains('★'),
+        "{page}"
+    );
+    assert!(!demo.reload_now().unwrap(), "nothing changed yet");
+
+    // test-v2: jason gets reviews v2, black stars; everyone else stays on v1.
+    std::fs::copy(fixture("virtual-service-reviews-test-v2.yaml"), &routes).unwrap();
+    assert!(demo.reload_now().expect("a valid file applies"));
+    let page = productpage(&client, &demo, Some("jason")).await;
+    assert!(
+        page.contains('★') && page.contains("color: black"),
+        "{page}"
+    );
+    let page = productpage(&client, &demo, None).await;
+    assert!(!page.contains('★'), "{page}");
+
+    // A bad file is refused, naming it; jason keeps v2.
+    std::fs::write(
+        &routes,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n\
+         spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n      weight: -5\n",
+    )
+    .unwrap();
+    let error = demo.reload_now().expect_err("an invalid file");
+    assert!(error.to_string().contains("routes.yaml"), "{error}");
+    assert!(
+        !demo.reload_now().unwrap(),
+        "the same bad file is not tried again"
+    );
+    let page = productpage(&client, &demo, Some("jason")).await;
+    assert!(page.contains("color: black"), "{page}");
+
+    demo.shutdown().await;
+}
