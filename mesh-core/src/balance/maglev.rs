@@ -32,6 +32,8 @@ pub(crate) struct Maglev {
 /// One endpoint's state while the table fills: `position` is its permutation's next
 /// slot, `(offset + next * skip) % M` kept by addition rather than computed.
 struct Builder {
+    /// The endpoint's index in the snapshot.
+    index: u32,
     position: u64,
     skip: u64,
     weight: f64,
@@ -54,9 +56,14 @@ impl Maglev {
         }
         let m = effective_size(table_size);
         let sum: u64 = hosts.iter().map(|&(_, w)| u64::from(w.max(1))).sum();
-        let mut builders: Vec<Builder> = hosts
-            .iter()
-            .map(|(key, w)| Builder {
+        // Filled in the order of the keys, not of the snapshot, so every client builds the
+        // same table whatever order discovery answered in (DNS shuffles its answers).
+        let mut order: Vec<(u32, &(String, u32))> = (0u32..).zip(hosts.iter()).collect();
+        order.sort_by(|a, b| a.1.0.cmp(&b.1.0));
+        let mut builders: Vec<Builder> = order
+            .into_iter()
+            .map(|(index, (key, w))| Builder {
+                index,
                 position: xxh64(key.as_bytes(), 0) % m,
                 skip: xxh64(key.as_bytes(), 1) % (m - 1) + 1,
                 // Normalized as Envoy does, in doubles.
@@ -71,7 +78,7 @@ impl Maglev {
         let mut filled = 0usize;
         let mut round = 1u64;
         while filled < size {
-            for (index, b) in (0u32..).zip(builders.iter_mut()) {
+            for b in builders.iter_mut() {
                 if filled == size {
                     break;
                 }
@@ -89,7 +96,7 @@ impl Maglev {
                         b.position -= m;
                     }
                     if table[slot] == u32::MAX {
-                        table[slot] = index;
+                        table[slot] = b.index;
                         break;
                     }
                 }
@@ -179,6 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn the_table_does_not_depend_on_the_snapshot_order() {
+        let forward = hosts(&[1, 2, 1, 3, 1]);
+        let mut backward = forward.clone();
+        backward.reverse();
+        let (a, b) = (Maglev::new(&forward, 65537), Maglev::new(&backward, 65537));
+        let n = forward.len();
+        for slot in (0..a.len()).step_by(97) {
+            // Index i forward is index n - 1 - i backward: the same endpoint.
+            assert_eq!(
+                forward[a.host_at(slot)].0,
+                backward[b.host_at(slot)].0,
+                "slot {slot}"
+            );
+            assert_eq!(a.host_at(slot), n - 1 - b.host_at(slot));
+        }
+    }
+
+    #[test]
     fn equal_endpoints_share_the_table_evenly() {
         let maglev = Maglev::new(&hosts(&[1; 100]), 65537);
         assert_eq!(maglev.len(), 65537);
@@ -261,7 +286,9 @@ mod tests {
             (&[1, 2, 3, 1, 5], 1009),
             (&[1; 50], 65537),
         ] {
-            let hosts = hosts(weights);
+            // In key order, the order the fill takes them in.
+            let mut hosts = hosts(weights);
+            hosts.sort();
             assert_eq!(&*Maglev::new(&hosts, m).table, &reference(&hosts, m)[..]);
         }
     }
