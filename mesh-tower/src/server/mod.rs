@@ -139,7 +139,7 @@ impl ServerLayer {
         let security = &config.security;
         let telemetry = Telemetry::default();
         Ok(Self {
-            trace: ServerTraceLayer::new(&telemetry, name.clone()),
+            trace: ServerTraceLayer::new(&telemetry),
             metrics: ServerMetricsLayer::new(&telemetry, name.clone()),
             name: name.clone(),
             authn: AuthnLayer::new(&security.jwt_rules)?,
@@ -159,7 +159,7 @@ impl ServerLayer {
 impl ServerLayer {
     /// The same stack reporting with `telemetry` (share one with the workload's client).
     pub fn telemetry(mut self, telemetry: &Telemetry) -> Self {
-        self.trace = ServerTraceLayer::new(telemetry, self.name.clone());
+        self.trace = ServerTraceLayer::new(telemetry);
         self.metrics = ServerMetricsLayer::new(telemetry, self.name.clone());
         self
     }

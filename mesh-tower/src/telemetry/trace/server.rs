@@ -24,7 +24,7 @@ use crate::telemetry::Telemetry;
 /// ```
 /// use mesh_tower::telemetry::{ServerTraceLayer, Telemetry};
 ///
-/// let layer = ServerTraceLayer::new(&Telemetry::default(), "reviews");
+/// let layer = ServerTraceLayer::new(&Telemetry::default());
 /// # let _ = layer;
 /// ```
 #[derive(Clone, Debug)]
@@ -35,20 +35,16 @@ pub struct ServerTraceLayer {
 #[derive(Debug)]
 struct Shared {
     telemetry: Telemetry,
-    /// The server's name (its metrics' `name`); not on spans, whose resource names the
-    /// service.
-    _name: Arc<str>,
     names: Names,
 }
 
 impl ServerTraceLayer {
-    /// The layer of the server called `name`.
-    pub fn new(telemetry: &Telemetry, name: impl Into<Arc<str>>) -> Self {
+    /// The layer reporting to `telemetry` (spans name the service by their resource).
+    pub fn new(telemetry: &Telemetry) -> Self {
         Self {
             shared: Arc::new(Shared {
                 names: Names::of(telemetry.config()),
                 telemetry: telemetry.clone(),
-                _name: name.into(),
             }),
         }
     }
