@@ -16,6 +16,7 @@
 use std::fmt::Debug;
 use std::fs::File;
 use std::future::Future;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -90,7 +91,12 @@ fn find_browser() -> Option<Browser> {
              install {PACKAGES} (Debian: apt-get install chromium chromium-driver), \
              or unset MESH_REQUIRE_BROWSER to skip it"
         );
-        eprintln!("browser test skipped: install {PACKAGES} ({missing} not found)");
+        // Straight to the process's stderr, past the test harness's capture, so that the
+        // skip shows in an ordinary run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: install {PACKAGES} to run the browser test ({missing} not found)"
+        );
         return None;
     }
     Some(Browser {
@@ -155,7 +161,8 @@ impl Chromedriver {
             let req = http::Request::get(status.clone())
                 .body(Empty::<Bytes>::new())
                 .expect("status request");
-            if let Ok(Ok(res)) = tokio::time::timeout(Duration::from_secs(2), http.request(req)).await
+            if let Ok(Ok(res)) =
+                tokio::time::timeout(Duration::from_secs(2), http.request(req)).await
                 && res.status().is_success()
             {
                 return;
@@ -289,7 +296,10 @@ async fn user_cookie(client: &Client) -> Option<String> {
 async fn assert_anonymous_page(client: &Client, when: &str) {
     step(
         "wait for the sign-in form",
-        client.wait().at_most(STEP).for_element(Locator::Css("form.login")),
+        client
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::Css("form.login")),
     )
     .await;
     let title = step("read the title", client.title()).await;
@@ -298,7 +308,10 @@ async fn assert_anonymous_page(client: &Client, when: &str) {
     let book = step("read the book's title", book.text()).await;
     assert_eq!(book, "The Comedy of Errors", "{when}");
     let stars = stars(client).await;
-    assert!(stars.is_empty(), "{when}: no stars for reviews v1: {stars:?}");
+    assert!(
+        stars.is_empty(),
+        "{when}: no stars for reviews v1: {stars:?}"
+    );
     let source = step("read the page", client.source()).await;
     assert!(!source.contains('★'), "{when}: {source}");
     let served = served_by(client).await;
@@ -337,7 +350,10 @@ async fn walk(client: Client, gateway: SocketAddr) {
     // The login redirects to the page, now for jason.
     let user = step(
         "wait for the signed-in page",
-        client.wait().at_most(STEP).for_element(Locator::Css("nav p.user")),
+        client
+            .wait()
+            .at_most(STEP)
+            .for_element(Locator::Css("nav p.user")),
     )
     .await;
     let text = step("read who is signed in", user.text()).await;
@@ -375,10 +391,10 @@ async fn jason_signs_in_with_a_real_browser_and_sees_black_stars() {
     let client = driver.session(&browser).await;
 
     // The walk runs as a task so that a failed assertion still closes the session (and so
-    // the browser) before chromedriver is killed.
+    // the browser) before chromedriver is killed; the panic goes on after that, and the
+    // driver's guard, dropped while it unwinds, shows chromedriver's log.
     let walked = tokio::spawn(walk(client.clone(), gateway)).await;
     let closed = tokio::time::timeout(STEP, client.close()).await;
-    drop(driver);
     demo.shutdown().await;
     if let Err(e) = walked {
         match e.try_into_panic() {
@@ -391,4 +407,5 @@ async fn jason_signs_in_with_a_real_browser_and_sees_black_stars() {
         Ok(Err(e)) => panic!("close the browser session: {e:?}"),
         Err(_) => panic!("close the browser session: no answer within {STEP:?}"),
     }
+    drop(driver);
 }
