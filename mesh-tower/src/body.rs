@@ -29,7 +29,8 @@ enum RequestKind {
     /// A body held in memory, which a retry can send again.
     Buffered {
         data: Option<Bytes>,
-        trailers: Option<HeaderMap>,
+        // Boxed: rare, and a request moves through every layer of the stack.
+        trailers: Option<Box<HeaderMap>>,
     },
     /// A body read as it streams; it can be sent only once.
     Stream(UnsyncBoxBody<Bytes, BoxError>),
@@ -56,7 +57,7 @@ impl RequestBody {
         Self {
             kind: RequestKind::Buffered {
                 data: (!data.is_empty()).then_some(data),
-                trailers,
+                trailers: trailers.map(Box::new),
             },
         }
     }
@@ -162,7 +163,7 @@ impl Body for RequestBody {
                 if let Some(data) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(*t))))
             }
             RequestKind::Stream(s) => Pin::new(s).poll_frame(cx),
         }

@@ -48,6 +48,7 @@ use mesh_core::name::{NameError, Target, qualify};
 use mesh_core::route::{Headers, HttpRoute, RouteAction, Split, VirtualService};
 use mesh_core::{ConfigError, EndpointSet, Resolution};
 use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
+use xxhash_rust::xxh64::Xxh64Builder;
 
 use crate::BoxError;
 use crate::admin::ClusterStatus;
@@ -199,7 +200,8 @@ struct Inner {
     policies: Vec<PolicyEntry>,
     virtual_hosts: Vec<VirtualHost>,
     /// Hosts by the authority callers wrote; read on every request without a lock.
-    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>>>,
+    /// (xxh64 with a seed of the client: the lookup runs on every request.)
+    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>, Xxh64Builder>>,
     /// Hosts by qualified target, so every spelling of a name shares one host.
     hosts: Mutex<HashMap<Target, Arc<Destination>>>,
     /// Backends by qualified target and subset, shared by every route that sends there.
@@ -464,7 +466,9 @@ impl Inner {
             identity,
             policies,
             virtual_hosts,
-            by_authority: ArcSwap::default(),
+            by_authority: ArcSwap::from_pointee(HashMap::with_hasher(Xxh64Builder::new(
+                rand::random(),
+            ))),
             hosts: Mutex::default(),
             backends: Mutex::default(),
         })

@@ -242,15 +242,15 @@ where
             let template = Template::of(&req);
             let picked = PickedEndpoint::new();
             req.extensions_mut().insert(picked.clone());
-            timer = Some(tokio::time::sleep(delay));
-            backup = Some(Backup {
+            timer = Some(Box::pin(tokio::time::sleep(delay)));
+            backup = Some(Box::new(Backup {
                 inner: self.inner.clone(),
                 template,
                 body,
                 picked,
                 avoid: None,
                 first_sent: now,
-            });
+            }));
         }
         HedgeFuture {
             first: Attempt::Running {
@@ -306,10 +306,10 @@ pin_project_lite::pin_project! {
         #[pin]
         first: Attempt<S::Future>,
         second: Option<Second<S::Future>>,
-        // Armed until the hedge is decided.
-        #[pin]
-        timer: Option<Sleep>,
-        backup: Option<Backup<S>>,
+        // Armed until the hedge is decided (boxed, as the backup: most requests never hedge
+        // and the layers above move this future).
+        timer: Option<Pin<Box<Sleep>>>,
+        backup: Option<Box<Backup<S>>>,
         // `None` for a request passed through: nothing is recorded.
         shared: Option<Arc<Shared>>,
     }
@@ -363,7 +363,7 @@ where
                     Err(err) => {
                         // No hedge follows a failed first try; one already sent may answer.
                         *this.backup = None;
-                        this.timer.set(None);
+                        *this.timer = None;
                         if this.second.is_none() {
                             return Poll::Ready(Err(err));
                         }
@@ -394,9 +394,9 @@ where
             if this.second.is_none() && !matches!(*this.first, Attempt::Running { .. }) {
                 return Poll::Ready(Err(MeshError::polled_after_completion()));
             }
-            if let Some(sleep) = this.timer.as_mut().as_pin_mut() {
+            if let Some(sleep) = this.timer.as_mut().map(|s| s.as_mut()) {
                 ready!(sleep.poll(cx));
-                this.timer.set(None);
+                *this.timer = None;
                 if let (Some(backup), Some(shared)) = (this.backup.as_mut(), this.shared.as_ref()) {
                     match backup.picked.get() {
                         None => {

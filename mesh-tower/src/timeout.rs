@@ -200,7 +200,7 @@ where
         }
         TimeoutFuture {
             inner: Some(self.inner.call(req)),
-            sleep: timeout.map(tokio::time::sleep),
+            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             timeout: timeout.unwrap_or_default(),
             fired,
             layer: self.layer.clone(),
@@ -213,8 +213,8 @@ pin_project_lite::pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         inner: Option<F>,
-        #[pin]
-        sleep: Option<Sleep>,
+        // Boxed: a timer is large and most layers above would move it with the future.
+        sleep: Option<Pin<Box<Sleep>>>,
         timeout: Duration,
         fired: Option<Arc<AtomicBool>>,
         layer: TimeoutLayer,
@@ -233,7 +233,7 @@ where
             if let Poll::Ready(out) = inner.poll(cx) {
                 return Poll::Ready(out);
             }
-            let Some(sleep) = this.sleep.as_pin_mut() else {
+            let Some(sleep) = this.sleep.as_mut().map(|s| s.as_mut()) else {
                 return Poll::Pending;
             };
             if sleep.poll(cx).is_pending() {

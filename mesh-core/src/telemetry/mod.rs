@@ -15,7 +15,9 @@ pub mod trace_context;
 
 pub use access_log::AccessLogRecord;
 pub use labels::{IstioLabels, Reporter};
-pub use peer_metadata::{PEER_METADATA_HEADER, PeerMetadata, PeerMetadataError};
+pub use peer_metadata::{
+    PEER_METADATA_HEADER, PEER_METADATA_NAME, PeerMetadata, PeerMetadataError,
+};
 pub use propagate::{Parent, Propagated};
-pub use request_id::REQUEST_ID_HEADER;
+pub use request_id::{REQUEST_ID_HEADER, REQUEST_ID_NAME};
 pub use trace_context::{Propagation, PropagationSet, SpanId, TraceContext, TraceId};

@@ -17,6 +17,10 @@ use crate::identity::SpiffeId;
 /// The header carrying the peer's [`PeerMetadata`].
 pub const PEER_METADATA_HEADER: &str = "x-mesh-peer-metadata";
 
+/// [`PEER_METADATA_HEADER`] as a header name, parsed once for the per-request lookups.
+pub static PEER_METADATA_NAME: http::HeaderName =
+    http::HeaderName::from_static(PEER_METADATA_HEADER);
+
 /// The most bytes of an encoded [`PEER_METADATA_HEADER`] value [`PeerMetadata::decode`] reads.
 pub const MAX_PEER_METADATA_LEN: usize = 4096;
 

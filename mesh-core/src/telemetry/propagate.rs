@@ -6,7 +6,7 @@
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::request_id::{REQUEST_ID_HEADER, is_valid_request_id};
+use super::request_id::{REQUEST_ID_NAME, is_valid_request_id};
 use super::trace_context::{TraceContext, extract};
 
 /// What the server stack captured from an inbound request for the outbound calls made while
@@ -62,9 +62,9 @@ impl Propagated {
     /// value (trace headers are the client span's business, see [`choose_parent`]).
     pub fn apply(&self, headers: &mut HeaderMap) {
         if let Some(id) = &self.request_id
-            && !headers.contains_key(REQUEST_ID_HEADER)
+            && !headers.contains_key(&REQUEST_ID_NAME)
         {
-            headers.insert(REQUEST_ID_HEADER, id.clone());
+            headers.insert(REQUEST_ID_NAME.clone(), id.clone());
         }
         let mut i = 0;
         while i < self.headers.len() {
@@ -200,7 +200,7 @@ pub fn choose_parent(
 
 /// The request id of `headers`, when there is exactly one and it is valid.
 pub fn request_id(headers: &HeaderMap) -> Option<HeaderValue> {
-    let mut all = headers.get_all(REQUEST_ID_HEADER).iter();
+    let mut all = headers.get_all(&REQUEST_ID_NAME).iter();
     match (all.next(), all.next()) {
         (Some(v), None) if is_valid_request_id(v.as_bytes()) => Some(v.clone()),
         _ => None,

@@ -1,11 +1,15 @@
 //! `x-request-id`: kept when the caller sent a sane one, else a fresh UUID v4, as Envoy does,
 //! so one id follows a request through every service and access log.
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// [`REQUEST_ID_HEADER`] as a header name, parsed once (a lookup by `&str` parses it each
+/// time, on every request).
+pub static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// The longest request id kept, in bytes.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -52,13 +56,13 @@ pub fn request_id_or_new<R: Rng + ?Sized>(
 /// Makes `headers` carry exactly one valid `x-request-id` (the incoming one when there is
 /// exactly one and it is valid) and answers it.
 pub fn ensure_request_id<R: Rng + ?Sized>(headers: &mut HeaderMap, rng: &mut R) -> HeaderValue {
-    let mut all = headers.get_all(REQUEST_ID_HEADER).iter();
+    let mut all = headers.get_all(&REQUEST_ID_NAME).iter();
     let incoming = match (all.next(), all.next()) {
         (Some(v), None) => Some(v),
         _ => None,
     };
     let id = request_id_or_new(incoming, rng);
-    headers.insert(REQUEST_ID_HEADER, id.clone());
+    headers.insert(REQUEST_ID_NAME.clone(), id.clone());
     id
 }
 

@@ -332,7 +332,7 @@ pub fn parse_b3_single(value: &str) -> Option<B3Context> {
 }
 
 /// The one value of header `name`, as text: `None` when absent, repeated, or not text.
-fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -345,22 +345,22 @@ fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// invalid); `x-b3-sampled` is `1`, `0`, `true` or `false` (anything else leaves the decision
 /// open); `x-b3-flags: 1` is debug; an invalid parent span id is ignored.
 pub fn parse_b3_multi(headers: &HeaderMap) -> Option<B3Context> {
-    let sampled = match single(headers, X_B3_SAMPLED) {
+    let sampled = match single(headers, &NAMES[SAMPLED]) {
         Some("1") | Some("true") => Some(true),
         Some("0") | Some("false") => Some(false),
         _ => None,
     };
-    let debug = single(headers, X_B3_FLAGS) == Some("1");
+    let debug = single(headers, &NAMES[FLAGS]) == Some("1");
     let sampled = if debug { Some(true) } else { sampled };
-    let trace = headers.get(X_B3_TRACEID);
-    let span = headers.get(X_B3_SPANID);
+    let trace = headers.get(&NAMES[TRACE_ID]);
+    let span = headers.get(&NAMES[SPAN_ID]);
     if trace.is_none() && span.is_none() {
         return (sampled.is_some() || debug)
             .then_some(B3Context::SamplingOnly(SamplingOnly { sampled, debug }));
     }
-    let trace_id = b3_trace_id(single(headers, X_B3_TRACEID)?)?;
-    let span_id = b3_span_id(single(headers, X_B3_SPANID)?)?;
-    let parent_span_id = single(headers, X_B3_PARENTSPANID).and_then(b3_span_id);
+    let trace_id = b3_trace_id(single(headers, &NAMES[TRACE_ID])?)?;
+    let span_id = b3_span_id(single(headers, &NAMES[SPAN_ID])?)?;
+    let parent_span_id = single(headers, &NAMES[PARENT_SPAN_ID]).and_then(b3_span_id);
     Some(B3Context::Context(TraceContext {
         trace_id,
         span_id,
@@ -386,10 +386,10 @@ pub enum Extracted {
 /// `b3` header, then the B3 multi headers; the first valid one wins. A sampling-only B3
 /// header is answered when no style carries a whole context.
 pub fn extract_any(headers: &HeaderMap) -> Extracted {
-    if let Some(mut ctx) = single(headers, TRACEPARENT).and_then(parse_traceparent) {
+    if let Some(mut ctx) = single(headers, &NAMES[W3C_PARENT]).and_then(parse_traceparent) {
         let mut joined = String::new();
         let mut text = true;
-        for value in headers.get_all(TRACESTATE) {
+        for value in headers.get_all(&NAMES[W3C_STATE]) {
             match value.to_str() {
                 Ok(v) => {
                     if !joined.is_empty() {
@@ -409,7 +409,7 @@ pub fn extract_any(headers: &HeaderMap) -> Extracted {
     }
     let mut sampling = None;
     for b3 in [
-        single(headers, B3).and_then(parse_b3_single),
+        single(headers, &NAMES[B3_SINGLE]).and_then(parse_b3_single),
         parse_b3_multi(headers),
     ]
     .into_iter()
@@ -517,7 +517,8 @@ pub const TRACE_HEADERS: [&str; 8] = [
     X_B3_FLAGS,
 ];
 
-/// [`TRACE_HEADERS`] as header names, parsed once: [`inject`] runs on every call.
+/// [`TRACE_HEADERS`] as header names, parsed once: [`inject`] and [`extract_any`] run on
+/// every call, and a lookup by `&str` parses the name each time.
 static NAMES: [HeaderName; 8] = [
     HeaderName::from_static(TRACEPARENT),
     HeaderName::from_static(TRACESTATE),
@@ -528,6 +529,16 @@ static NAMES: [HeaderName; 8] = [
     HeaderName::from_static(X_B3_SAMPLED),
     HeaderName::from_static(X_B3_FLAGS),
 ];
+
+// Indices into [`NAMES`].
+const W3C_PARENT: usize = 0;
+const W3C_STATE: usize = 1;
+const B3_SINGLE: usize = 2;
+const TRACE_ID: usize = 3;
+const SPAN_ID: usize = 4;
+const PARENT_SPAN_ID: usize = 5;
+const SAMPLED: usize = 6;
+const FLAGS: usize = 7;
 
 fn value(s: String) -> Option<HeaderValue> {
     HeaderValue::try_from(s).ok()
@@ -545,25 +556,25 @@ pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMa
         }
     };
     if styles.contains(Propagation::W3c) {
-        put(&NAMES[0], value(ctx.to_traceparent()));
+        put(&NAMES[W3C_PARENT], value(ctx.to_traceparent()));
         if let Some(state) = &ctx.trace_state {
-            put(&NAMES[1], value(state.clone()));
+            put(&NAMES[W3C_STATE], value(state.clone()));
         }
     }
     if styles.contains(Propagation::B3Single) {
-        put(&NAMES[2], value(ctx.to_b3_single()));
+        put(&NAMES[B3_SINGLE], value(ctx.to_b3_single()));
     }
     if styles.contains(Propagation::B3Multi) {
-        put(&NAMES[3], value(ctx.trace_id.to_string()));
-        put(&NAMES[4], value(ctx.span_id.to_string()));
+        put(&NAMES[TRACE_ID], value(ctx.trace_id.to_string()));
+        put(&NAMES[SPAN_ID], value(ctx.span_id.to_string()));
         if let Some(parent) = ctx.parent_span_id {
-            put(&NAMES[5], value(parent.to_string()));
+            put(&NAMES[PARENT_SPAN_ID], value(parent.to_string()));
         }
         if ctx.debug {
-            put(&NAMES[7], Some(HeaderValue::from_static("1")));
+            put(&NAMES[FLAGS], Some(HeaderValue::from_static("1")));
         } else if let Some(s) = ctx.sampled {
             put(
-                &NAMES[6],
+                &NAMES[SAMPLED],
                 Some(HeaderValue::from_static(if s { "1" } else { "0" })),
             );
         }

@@ -233,7 +233,7 @@ where
         let (state, template, replay) = if !retryable {
             (State::calling(inner.call(req)), None, None)
         } else if let Some(replay) = req.body().try_clone() {
-            let template = Template::of(&req);
+            let template = Box::new(Template::of(&req));
             (
                 State::calling(inner.call(req)),
                 Some(template),
@@ -329,9 +329,9 @@ pin_project_lite::pin_project! {
             stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
             buf: BytesMut,
         },
+        // Boxed: the stack below is large, and every layer above would otherwise move it.
         Calling {
-            #[pin]
-            future: F,
+            future: Pin<Box<F>>,
         },
         Backoff {
             #[pin]
@@ -346,7 +346,9 @@ pin_project_lite::pin_project! {
 
 impl<F> State<F> {
     fn calling(future: F) -> Self {
-        State::Calling { future }
+        State::Calling {
+            future: Box::pin(future),
+        }
     }
 }
 
@@ -360,7 +362,8 @@ pin_project_lite::pin_project! {
         state: State<S::Future>,
         inner: S,
         shared: Arc<Shared>,
-        template: Option<Template>,
+        // Boxed: kept for replays only, and the layers above move this future.
+        template: Option<Box<Template>>,
         replay: Option<RequestBody>,
         retries: u32,
         may_repeat: bool,
@@ -426,7 +429,7 @@ where
                     } else {
                         let replay = RequestBody::buffered(prefix, trailers);
                         let body = replay.try_clone().unwrap_or_default();
-                        *this.template = Some(Template::of_parts(p));
+                        *this.template = Some(Box::new(Template::of_parts(p)));
                         *this.replay = Some(replay);
                         body
                     };
@@ -437,7 +440,7 @@ where
                     State::calling(this.inner.call(Request::from_parts(parts, body)))
                 }
                 StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
+                    let result = ready!(future.as_mut().poll(cx));
                     *this.retry = None;
                     let outcome = match &result {
                         Ok(resp) => Outcome::Response {
@@ -529,9 +532,12 @@ where
     }
 }
 
+/// `grpc-status`, parsed once: it is looked up on every response.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }

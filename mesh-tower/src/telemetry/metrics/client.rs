@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
-use mesh_core::telemetry::PEER_METADATA_HEADER;
+use mesh_core::telemetry::PEER_METADATA_NAME;
 
 use super::call::{Call, State};
 use super::labels;
@@ -103,7 +103,7 @@ where
         let call = self.state.as_ref().map(|state| {
             if state.series.is_some() {
                 req.headers_mut()
-                    .insert(PEER_METADATA_HEADER, state.encoded.clone());
+                    .insert(PEER_METADATA_NAME.clone(), state.encoded.clone());
             }
             // The body's exact size when known, else the lower bound of its size hint.
             let hint = req.body().size_hint();
@@ -136,7 +136,7 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(mut call) = this.call.take() {
-            call.peer(response.headers_mut().remove(PEER_METADATA_HEADER));
+            call.peer(response.headers_mut().remove(&PEER_METADATA_NAME));
             let reply = response.extensions().get::<LocalReply>();
             let local = reply.map(|r| {
                 (

@@ -49,10 +49,13 @@ pub(crate) fn request_protocol(headers: &HeaderMap) -> RequestProtocol {
     }
 }
 
+/// `grpc-status`, parsed once: it is looked up on every response.
+static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 /// The `grpc-status` of response headers or trailers, when present and a number.
 pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
 }

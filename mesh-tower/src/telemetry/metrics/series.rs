@@ -10,7 +10,7 @@
 //! are cached per layer; past that, handles are registered per request (correct, slower).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -140,13 +140,36 @@ pub(crate) struct Measures {
     pub(crate) response_bytes: u64,
 }
 
+/// A hasher for keys that are hashes already: the map of cached series is keyed by
+/// [`Vary`]'s xxh64, which needs no second hashing.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The metric series of one layer.
 #[derive(Debug)]
 pub(crate) struct Series {
     base: IstioLabels,
     side: Side,
-    hasher: RandomState,
-    cached: ArcSwap<HashMap<u64, Arc<Handles>>>,
+    /// The seed of [`Vary`] hashes: xxh64 (a cache hit is checked against the key, so a
+    /// collision costs a registration, never a wrong series).
+    seed: u64,
+    cached: ArcSwap<HashMap<u64, Arc<Handles>, BuildHasherDefault<Prehashed>>>,
     insert: Mutex<()>,
 }
 
@@ -156,8 +179,8 @@ impl Series {
         Self {
             base,
             side,
-            hasher: RandomState::new(),
-            cached: ArcSwap::from_pointee(HashMap::new()),
+            seed: rand::random(),
+            cached: ArcSwap::from_pointee(HashMap::default()),
             insert: Mutex::new(()),
         }
     }
@@ -179,7 +202,9 @@ impl Series {
 
     /// The handles of `vary`: cached, or registered now.
     fn handles(&self, vary: &Vary<'_>) -> Arc<Handles> {
-        let hash = self.hasher.hash_one(vary);
+        let mut hasher = xxhash_rust::xxh64::Xxh64::new(self.seed);
+        vary.hash(&mut hasher);
+        let hash = hasher.finish();
         if let Some(found) = self.cached.load().get(&hash)
             && found.key.matches(vary)
         {

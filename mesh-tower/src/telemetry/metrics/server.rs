@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use mesh_core::telemetry::PEER_METADATA_HEADER;
+use mesh_core::telemetry::PEER_METADATA_NAME;
 use mesh_core::telemetry::labels::SecurityPolicy;
 
 use super::call::{Call, State};
@@ -93,7 +93,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         // Mesh-internal: never shown to the application, recorded or not.
-        let peer = req.headers_mut().remove(PEER_METADATA_HEADER);
+        let peer = req.headers_mut().remove(&PEER_METADATA_NAME);
         let call = self.state.as_ref().map(|state| {
             // The body's size as `content-length` says (0 for a stream without one).
             let body = req
@@ -147,7 +147,7 @@ where
             if answer {
                 response
                     .headers_mut()
-                    .insert(PEER_METADATA_HEADER, call.encoded().clone());
+                    .insert(PEER_METADATA_NAME.clone(), call.encoded().clone());
             }
             let local = response.extensions().get::<ServerReply>().map(|r| {
                 (
