@@ -71,6 +71,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwap;
 use http::header::HOST;
 use http::{HeaderMap, Request};
 use mesh_core::authz::{Authorizer, AuthzRequest, Verdict};
@@ -81,39 +82,68 @@ use crate::server::{Peer, ServerError};
 /// The header naming the original client and the proxies a request passed.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
-/// Applies [`AuthzService`]; every service it makes shares one compiled [`Authorizer`].
+/// Applies [`AuthzService`]; every service it makes (and every clone) shares one compiled
+/// [`Authorizer`], which the server's [`ServerPolicy`](crate::server::ServerPolicy) may swap
+/// while requests flow: each request is decided with the policies current when it arrives.
 #[derive(Clone, Debug)]
 pub struct AuthzLayer {
+    policy: Arc<ArcSwap<AuthzPolicy>>,
+}
+
+/// What a request is decided with, swapped whole on a reload.
+#[derive(Debug)]
+pub(crate) struct AuthzPolicy {
     authorizer: Arc<Authorizer>,
     trusted_proxies: usize,
+}
+
+impl AuthzPolicy {
+    /// `authorizer`, with `trusted_proxies` proxies in front of the server.
+    pub(crate) fn new(authorizer: Authorizer, trusted_proxies: usize) -> Self {
+        Self {
+            authorizer: Arc::new(authorizer),
+            trusted_proxies,
+        }
+    }
 }
 
 impl AuthzLayer {
     /// Decides requests with `authorizer` (the policies that apply to the workload).
     pub fn new(authorizer: Authorizer) -> Self {
         Self {
-            authorizer: Arc::new(authorizer),
-            trusted_proxies: 0,
+            policy: Arc::new(ArcSwap::from_pointee(AuthzPolicy::new(authorizer, 0))),
         }
     }
 
     /// How many proxies in front of the server append to `X-Forwarded-For` (Envoy's
     /// `xff_num_trusted_hops`, Istio's `numTrustedProxies`): `remote.ip` is the `n`-th
     /// address from the right of the header. 0 (the default) ignores the header:
-    /// `remote.ip` is the connection's source.
-    pub fn trusted_proxies(mut self, n: usize) -> Self {
-        self.trusted_proxies = n;
-        self
+    /// `remote.ip` is the connection's source. Clones made before are not changed.
+    pub fn trusted_proxies(self, n: usize) -> Self {
+        let authorizer = self.policy.load().authorizer.clone();
+        Self {
+            policy: Arc::new(ArcSwap::from_pointee(AuthzPolicy {
+                authorizer,
+                trusted_proxies: n,
+            })),
+        }
     }
 
-    /// The authorizer.
-    pub fn authorizer(&self) -> &Authorizer {
-        &self.authorizer
+    /// The authorizer deciding requests now.
+    pub fn authorizer(&self) -> Arc<Authorizer> {
+        self.policy.load().authorizer.clone()
     }
 
     /// Decides `req` as the layer's services do, without counting or logging.
     pub fn authorize<B>(&self, req: &Request<B>) -> Verdict {
-        authorize(&self.authorizer, self.trusted_proxies, req)
+        let policy = self.policy.load();
+        authorize(&policy.authorizer, policy.trusted_proxies, req)
+    }
+
+    /// Makes `policy` decide every request arriving from now on, in every service of this
+    /// layer and its clones.
+    pub(crate) fn store(&self, policy: AuthzPolicy) {
+        self.policy.store(Arc::new(policy));
     }
 }
 
@@ -123,8 +153,7 @@ impl<S> tower_layer::Layer<S> for AuthzLayer {
     fn layer(&self, inner: S) -> AuthzService<S> {
         AuthzService {
             inner,
-            authorizer: self.authorizer.clone(),
-            trusted_proxies: self.trusted_proxies,
+            policy: self.policy.clone(),
         }
     }
 }
@@ -134,8 +163,7 @@ impl<S> tower_layer::Layer<S> for AuthzLayer {
 #[derive(Clone, Debug)]
 pub struct AuthzService<S> {
     inner: S,
-    authorizer: Arc<Authorizer>,
-    trusted_proxies: usize,
+    policy: Arc<ArcSwap<AuthzPolicy>>,
 }
 
 impl<S> AuthzService<S> {
@@ -165,8 +193,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !self.authorizer.is_empty() {
-            let verdict = authorize(&self.authorizer, self.trusted_proxies, &req);
+        // One atomic load: the policies current now decide this request.
+        let policy = self.policy.load();
+        if !policy.authorizer.is_empty() {
+            let verdict = authorize(&policy.authorizer, policy.trusted_proxies, &req);
             if let Some(policy) = &verdict.audited {
                 tracing::info!(
                     %policy,
@@ -197,6 +227,7 @@ where
                 };
             }
         }
+        drop(policy);
         AuthzFuture {
             state: State::Called {
                 future: self.inner.call(req),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Uri};
 use mesh_core::config::{JwksSource, JwtRule};
@@ -32,6 +33,8 @@ pub struct AuthnBuilder {
     rules: Vec<JwtRule>,
     clock: UnixClock,
     roots: Option<Arc<rustls::RootCertStore>>,
+    /// The remote JWKS of the rules in force, by URI, kept when a reload names them again.
+    reuse: HashMap<String, Arc<RemoteJwks>>,
 }
 
 impl fmt::Debug for AuthnBuilder {
@@ -60,11 +63,19 @@ impl AuthnBuilder {
     /// Builds the layer: parses the inline JWKS and header names, and starts fetching the
     /// `jwksUri`s (which needs a tokio runtime). An error names the rule and its issuer.
     pub fn build(self) -> Result<AuthnLayer, AuthnError> {
+        let authn = self.compile()?;
+        Ok(AuthnLayer {
+            authn: Arc::new(ArcSwapOption::new(authn.0)),
+            clock: self.clock,
+            roots: self.roots,
+        })
+    }
+
+    /// Checks every rule, then starts fetching the `jwksUri`s that [`AuthnBuilder::reuse`]
+    /// does not hold already; nothing is started when a rule is bad.
+    fn compile(&self) -> Result<AuthnRules, AuthnError> {
         if self.rules.is_empty() {
-            return Ok(AuthnLayer {
-                authn: None,
-                clock: self.clock,
-            });
+            return Ok(AuthnRules(None));
         }
         let mut remotes: HashMap<String, Remote> = HashMap::new();
         let mut rules = Vec::with_capacity(self.rules.len());
@@ -159,6 +170,13 @@ impl AuthnBuilder {
             let mut tls = None;
             let mut started = HashMap::new();
             for (uri, remote) in remotes {
+                if let Some(kept) = self.reuse.get(&remote.uri.to_string())
+                    && kept.fetches_as(remote.timeout, remote.refresh)
+                {
+                    tracing::debug!(%uri, "JWKS kept across the reload");
+                    started.insert(uri, kept.clone());
+                    continue;
+                }
                 let https = remote.uri.scheme_str() == Some("https");
                 if https && tls.is_none() {
                     let index = remote.rules[0];
@@ -184,16 +202,16 @@ impl AuthnBuilder {
                 }
             }
         }
-        Ok(AuthnLayer {
-            authn: Some(Arc::new(Authn {
-                extractor,
-                rules,
-                strip,
-            })),
-            clock: self.clock,
-        })
+        Ok(AuthnRules(Some(Arc::new(Authn {
+            extractor,
+            rules,
+            strip,
+        }))))
     }
 }
+
+/// Checked JWT rules with their key sets, ready to be swapped in ([`AuthnLayer::store`]).
+pub(crate) struct AuthnRules(Option<Arc<Authn>>);
 
 /// A `jwksUri` being set up: the rules naming it and the settings of its fetches.
 struct Remote {
@@ -268,16 +286,24 @@ fn system_roots() -> Option<rustls::RootCertStore> {
 
 /// Applies [`AuthnService`]: checks the JWTs of requests against `jwtRules` (see the
 /// [module](super) documentation). Clones share the rules and the fetched key sets.
+///
+/// The rules in force may be swapped by the server's
+/// [`ServerPolicy`](crate::server::ServerPolicy) while requests flow: each request is checked
+/// with the rules current when it arrives, and one waiting for a JWKS fetch finishes on them.
 #[derive(Clone)]
 pub struct AuthnLayer {
-    authn: Option<Arc<Authn>>,
+    authn: Arc<ArcSwapOption<Authn>>,
     clock: UnixClock,
+    roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 impl fmt::Debug for AuthnLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthnLayer")
-            .field("rules", &self.authn.as_ref().map_or(0, |a| a.rules.len()))
+            .field(
+                "rules",
+                &self.authn.load().as_ref().map_or(0, |a| a.rules.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +322,36 @@ impl AuthnLayer {
             rules: rules.to_vec(),
             clock: Arc::new(system_clock),
             roots: None,
+            reuse: HashMap::new(),
         }
+    }
+
+    /// Checks `rules` as [`AuthnLayer::new`] does, with this layer's trust roots; a
+    /// `jwksUri` the rules in force fetch already with the same timeout and refresh keeps its
+    /// cached set and its fetch task. Nothing changes until [`AuthnLayer::store`].
+    pub(crate) fn prepare(&self, rules: &[JwtRule]) -> Result<AuthnRules, AuthnError> {
+        let mut reuse = HashMap::new();
+        if let Some(authn) = &*self.authn.load() {
+            for rule in &authn.rules {
+                if let Keys::Remote(remote) = &rule.keys {
+                    reuse.insert(remote.uri().to_owned(), remote.clone());
+                }
+            }
+        }
+        AuthnBuilder {
+            rules: rules.to_vec(),
+            clock: self.clock.clone(),
+            roots: self.roots.clone(),
+            reuse,
+        }
+        .compile()
+    }
+
+    /// Makes `rules` check every request arriving from now on, in every service of this
+    /// layer and its clones; a key set no rule names any more stops being fetched once the
+    /// requests using it are done.
+    pub(crate) fn store(&self, rules: AuthnRules) {
+        self.authn.store(rules.0);
     }
 
     /// The same layer with another clock: "now" in unix seconds, for the `exp` and `nbf`
@@ -324,7 +379,7 @@ impl<S> tower_layer::Layer<S> for AuthnLayer {
 #[derive(Clone)]
 pub struct AuthnService<S> {
     inner: S,
-    authn: Option<Arc<Authn>>,
+    authn: Arc<ArcSwapOption<Authn>>,
     clock: UnixClock,
 }
 
@@ -363,11 +418,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let Some(authn) = &self.authn else {
+        // One atomic load: the rules current now check this request.
+        let rules = self.authn.load();
+        let Some(authn) = &*rules else {
+            drop(rules);
             return AuthnFuture::called(self.inner.call(req));
         };
         match authn.authenticate(&mut req, &self.clock, true) {
-            Verdict::Pass => AuthnFuture::called(self.inner.call(req)),
+            Verdict::Pass => {
+                drop(rules);
+                AuthnFuture::called(self.inner.call(req))
+            }
             Verdict::Reject(error) => AuthnFuture::rejected(error),
             Verdict::Wait(wait) => {
                 // Take the service that is ready; leave a clone for the next call.

@@ -42,6 +42,7 @@ struct Store {
 pub(crate) struct RemoteJwks {
     uri: Arc<str>,
     timeout: Duration,
+    refresh: Duration,
     store: Arc<Store>,
     /// Asks the fetch task to fetch now; the task ends when this is dropped.
     kick: mpsc::Sender<()>,
@@ -76,12 +77,24 @@ impl RemoteJwks {
         let remote = Arc::new(RemoteJwks {
             uri: Arc::from(uri.to_string()),
             timeout: fetcher.timeout,
+            refresh,
             store: store.clone(),
             kick,
             kid_refetch: Mutex::new(KidRefetch::default()),
         });
         tokio::spawn(run(store, uri, fetcher, refresh, kicks));
         remote
+    }
+
+    /// Whether this is fetched as a rule with `timeout` and `refresh` needs: a reload keeps
+    /// it, with its cached set and its fetch task, instead of starting another.
+    pub(crate) fn fetches_as(&self, timeout: Duration, refresh: Duration) -> bool {
+        self.timeout == timeout && self.refresh == refresh
+    }
+
+    /// The URI fetched, as the parsed `jwksUri` prints.
+    pub(crate) fn uri(&self) -> &str {
+        &self.uri
     }
 
     /// The last set fetched successfully.

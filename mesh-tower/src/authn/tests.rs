@@ -1153,6 +1153,65 @@ async fn rules_naming_one_uri_share_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reload_keeps_the_key_sets_of_unchanged_uris() {
+    recorder();
+    let a = JwksServer::start(jwks(vec![KEYS.rsa.jwk("rsa", true)])).await;
+    let b = JwksServer::start(jwks(vec![KEYS.ec.jwk("ec", true)])).await;
+    let (timeout, refresh) = (Duration::from_secs(5), Duration::from_secs(1200));
+    let rule_a = remote_rule(a.uri(), timeout, refresh);
+    let mut rule_b = remote_rule(b.uri(), timeout, refresh);
+    rule_b.issuer = "other".into();
+    rule_b.audiences = Vec::new();
+    let layer = AuthnLayer::builder(std::slice::from_ref(&rule_a))
+        .clock(fixed_clock())
+        .build()
+        .unwrap();
+    let svc = layer.layer(app());
+    let token = KEYS.rsa.sign(Some("rsa"), &claims());
+    let other = KEYS
+        .ec
+        .sign(Some("ec"), &json!({"iss": "other", "sub": "bob"}));
+    assert!(send(&svc, bearer(&token)).await.unwrap().auth.is_some());
+    assert_eq!(
+        rejection(&svc, &other).await.as_deref(),
+        Some("Jwt issuer is not configured")
+    );
+
+    // A second issuer: its set is fetched, the first one's is kept.
+    layer.store(layer.prepare(&[rule_a.clone(), rule_b]).unwrap());
+    assert!(send(&svc, bearer(&other)).await.unwrap().auth.is_some());
+    assert!(send(&svc, bearer(&token)).await.unwrap().auth.is_some());
+    assert_eq!((a.fetches(), b.fetches()), (1, 1));
+
+    // A bad rule is refused before anything starts; the rules in force stay.
+    let mut bad = rule_a.clone();
+    bad.keys = JwksSource::Remote {
+        uri: "ftp://keys".into(),
+        timeout,
+        refresh,
+    };
+    assert!(layer.prepare(&[bad]).is_err());
+    assert!(send(&svc, bearer(&other)).await.unwrap().auth.is_some());
+
+    // Another refresh is another fetch; a URI no rule names any more is not fetched again.
+    let mut faster = rule_a;
+    faster.keys = JwksSource::Remote {
+        uri: a.uri(),
+        timeout,
+        refresh: Duration::from_secs(600),
+    };
+    layer.store(layer.prepare(&[faster]).unwrap());
+    until(|| a.fetches() == 2).await;
+    assert_eq!(
+        rejection(&svc, &other).await.as_deref(),
+        Some("Jwt issuer is not configured")
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(b.fetches(), 1);
+    assert!(send(&svc, bearer(&token)).await.unwrap().auth.is_some());
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_fetch_task_ends_with_the_layer() {
     recorder();
     let server = JwksServer::start(jwks(vec![KEYS.rsa.jwk("rsa", true)])).await;

@@ -100,6 +100,18 @@ pub enum ServerBuildError {
     /// server was not given.
     #[error("workload certificates: {0}")]
     Certificates(#[from] crate::tls::CertError),
+    /// A reload ([`ServerPolicy::reload`](super::ServerPolicy::reload)) gives a listening
+    /// port an mTLS mode it cannot serve: STRICT on a server without a workload identity.
+    #[error("{field} {mode}: {source}")]
+    Mtls {
+        /// The field: `mtls.mode`, or `portLevelMtls[<port>].mode`.
+        field: String,
+        /// The mode.
+        mode: mesh_core::config::MtlsMode,
+        /// Why it cannot be served.
+        #[source]
+        source: crate::tls::CertError,
+    },
     /// A telemetry setting (an access-log file) cannot be used.
     #[error("telemetry: {0}")]
     Telemetry(#[from] crate::telemetry::TelemetryError),

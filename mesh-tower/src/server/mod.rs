@@ -13,12 +13,22 @@
 //! | [`RateLimitLayer`] | the local rate limit (`ServerConfig::rate_limit`) |
 //! | [`ConcurrencyLimitLayer`] | the concurrency limit (`ServerConfig::concurrency_limit`), each request counted until its response body ends |
 //! | [`NormalizeLayer`] | the path normalized as Istio's default (`BASE`): `.` and `..` segments removed, escaped unreserved characters decoded, for policies and the application alike; a malformed escape is 400 |
-//! | [`AuthnLayer`] | JWT request authentication (`ServerSecurity::jwt_rules`, Istio's RequestAuthentication): a valid token becomes a [`RequestAuth`](crate::authn::RequestAuth) extension, an invalid one a 401; no token passes without one |
-//! | [`AuthzLayer`] | authorization policies (`ServerSecurity::authorization`): DENY, then ALLOW, then allow when no ALLOW policy applies; denied is 403 |
+//! | [`AuthnLayer`](crate::authn::AuthnLayer) | JWT request authentication (`ServerSecurity::jwt_rules`, Istio's RequestAuthentication): a valid token becomes a [`RequestAuth`](crate::authn::RequestAuth) extension, an invalid one a 401; no token passes without one |
+//! | [`AuthzLayer`](crate::authz::AuthzLayer) | authorization policies (`ServerSecurity::authorization`): DENY, then ALLOW, then allow when no ALLOW policy applies; denied is 403 |
 //! | [`AppLayer`] | the application; its errors become [`ServerError::App`] |
 //!
 //! [`ServerLayer`] is the whole stack as one layer, for a server of your own (for example
 //! `axum::Router::layer`); the layers are public for stacks of other shapes.
+//!
+//! # Live policy
+//!
+//! [`ServerLayer::policy`] and [`MeshServer::policy`] give a [`ServerPolicy`], whose
+//! [`reload`](ServerPolicy::reload) swaps the JWT rules, the authorization policies,
+//! `numTrustedProxies` and the listener's mTLS mode while traffic flows: requests arriving
+//! from then on (and connections accepted from then on, for the mTLS mode) use the new
+//! settings, those in flight finish on the old ones, and a reload with anything unusable
+//! changes nothing. The limits, deadline propagation and shutdown periods stay those of the
+//! start.
 //!
 //! # Graceful shutdown
 //!
@@ -67,15 +77,14 @@ use std::sync::Arc;
 use mesh_core::config::ServerConfig;
 use tower_layer::Layer;
 
-use crate::authn::{AuthnLayer, AuthnService};
-use crate::authz::{AuthzLayer, AuthzService};
+use crate::authn::AuthnService;
+use crate::authz::AuthzService;
 use crate::limit::{
     ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
 };
 use crate::telemetry::metrics::ServerMetrics;
 use crate::telemetry::trace::ServerTrace;
 use crate::telemetry::{ServerMetricsLayer, ServerTraceLayer, Telemetry};
-use mesh_core::authz::Authorizer;
 
 mod app;
 mod capture;
@@ -83,6 +92,7 @@ mod drain;
 mod error;
 mod normalize;
 mod peer;
+mod policy;
 mod reply;
 mod serve;
 #[cfg(test)]
@@ -93,6 +103,7 @@ pub use capture::{ContextFuture, ContextLayer, ContextService};
 pub use error::{ServerBuildError, ServerError};
 pub use normalize::{NormalizeFuture, NormalizeLayer, NormalizeService};
 pub use peer::Peer;
+pub use policy::ServerPolicy;
 pub use reply::{
     OVERLOADED_HEADER, ReplyFuture, ReplyLayer, ReplyService, ServerBody, ServerReply, local_reply,
 };
@@ -117,7 +128,8 @@ pub type ServerService<S> = ServerTrace<
 >;
 
 /// Applies the server stack ([`ServerService`]) as [`ServerConfig`] says; every service it
-/// makes (and every clone) shares one rate limit and one concurrency limit.
+/// makes (and every clone) shares one rate limit, one concurrency limit and one security
+/// policy, which [`ServerLayer::policy`] swaps while traffic flows.
 #[derive(Clone, Debug)]
 pub struct ServerLayer {
     name: Arc<str>,
@@ -126,8 +138,7 @@ pub struct ServerLayer {
     context: ContextLayer,
     rate_limit: RateLimitLayer,
     concurrency_limit: ConcurrencyLimitLayer,
-    authn: AuthnLayer,
-    authz: AuthzLayer,
+    policy: ServerPolicy,
 }
 
 impl ServerLayer {
@@ -135,16 +146,18 @@ impl ServerLayer {
     /// [`Telemetry::default`] unless [`ServerLayer::telemetry`] says otherwise. Fails when a
     /// JWT rule or an authorization policy of `config.security` cannot be used.
     pub fn new(name: impl Into<Arc<str>>, config: &ServerConfig) -> Result<Self, ServerBuildError> {
-        let name = name.into();
-        let security = &config.security;
+        let policy = ServerPolicy::new(&config.security, None)?;
+        Ok(Self::with_policy(name.into(), config, policy))
+    }
+
+    /// The stack of `config` deciding with `policy` (whose settings it does not read).
+    pub(crate) fn with_policy(name: Arc<str>, config: &ServerConfig, policy: ServerPolicy) -> Self {
         let telemetry = Telemetry::default();
-        Ok(Self {
+        Self {
             trace: ServerTraceLayer::new(&telemetry),
             metrics: ServerMetricsLayer::new(&telemetry, name.clone()),
             name: name.clone(),
-            authn: AuthnLayer::new(&security.jwt_rules)?,
-            authz: AuthzLayer::new(Authorizer::new(&security.authorization)?)
-                .trusted_proxies(security.num_trusted_proxies as usize),
+            policy,
             context: ContextLayer::new().propagate_deadline(config.propagate_deadline),
             rate_limit: RateLimitLayer::optional(name.clone(), config.rate_limit, Side::Server),
             concurrency_limit: ConcurrencyLimitLayer::optional(
@@ -152,7 +165,13 @@ impl ServerLayer {
                 config.concurrency_limit.map(|max| max as usize),
                 Side::Server,
             ),
-        })
+        }
+    }
+
+    /// The handle that swaps the security policy (JWT rules, authorization policies) of
+    /// every service this layer made or makes; see [`ServerPolicy`].
+    pub fn policy(&self) -> ServerPolicy {
+        self.policy.clone()
     }
 }
 
@@ -174,8 +193,8 @@ impl<S> Layer<S> for ServerLayer {
         // authentication and authorization go between the limits and the application, so
         // a rejected caller costs a token and a slot but never reaches the handler.
         let app = AppLayer::new().layer(app);
-        let app = self.authz.layer(app);
-        let app = self.authn.layer(app);
+        let app = self.policy.authz().layer(app);
+        let app = self.policy.authn().layer(app);
         let app = NormalizeLayer.layer(app);
         let app = self.concurrency_limit.layer(app);
         let app = self.rate_limit.layer(app);

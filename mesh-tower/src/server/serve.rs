@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 
 use super::drain::{Phase, Shutdown, connection};
-use super::{DEFAULT_NAME, Peer, ServerBuildError, ServerLayer};
+use super::{DEFAULT_NAME, Peer, ServerBuildError, ServerLayer, ServerPolicy};
 use crate::BoxError;
 use crate::telemetry::Telemetry;
 use crate::tls::{Identity, ServerIo, TlsAcceptor};
@@ -62,6 +62,8 @@ pub struct MeshServer {
     name: Arc<str>,
     identity: Option<Identity>,
     telemetry: Telemetry,
+    /// The security policy, built on first use and shared by clones, layers and `serve`.
+    policy: Arc<Mutex<Option<ServerPolicy>>>,
 }
 
 impl MeshServer {
@@ -73,6 +75,7 @@ impl MeshServer {
             name: Arc::from(DEFAULT_NAME),
             identity: None,
             telemetry: Telemetry::default(),
+            policy: Arc::default(),
         }
     }
 
@@ -95,6 +98,8 @@ impl MeshServer {
     /// share one with the workload's `MeshClient`.
     pub fn identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
+        // A policy taken before does not know the identity: this server gets its own.
+        self.policy = Arc::default();
         self
     }
 
@@ -111,14 +116,50 @@ impl MeshServer {
         self
     }
 
-    /// Its settings.
+    /// Its settings, as it was built (a [`ServerPolicy::reload`] does not change them).
     pub fn config(&self) -> &ServerConfig {
         &self.config
     }
 
-    /// The server stack as one layer, for a server of your own; each call makes new limits.
+    /// The handle that swaps its security policy while it serves: the JWT rules, the
+    /// authorization policies and the listener's mTLS mode (see [`ServerPolicy`]). Built
+    /// from the config on the first call (failing as [`MeshServer::layer`] does), then
+    /// shared by this server, its clones, its layers and [`MeshServer::serve`]; take it
+    /// after [`MeshServer::identity`], which gives the server a policy of its own.
+    ///
+    /// ```no_run
+    /// # use mesh_core::config::MeshConfig;
+    /// # use mesh_tower::MeshServer;
+    /// # async fn run(config: MeshConfig, edited: MeshConfig) -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = MeshServer::from_config(&config)?;
+    /// let policy = server.policy()?;
+    /// let listener = tokio::net::TcpListener::bind("0.0.0.0:9080").await?;
+    /// let app = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hello")))
+    /// });
+    /// tokio::spawn(server.serve(listener, app, std::future::pending()));
+    /// // Later, with the workload's documents edited: applies to the next request, or
+    /// // changes nothing and says why.
+    /// policy.reload(&edited.inbound())?;
+    /// # Ok(()) }
+    /// ```
+    pub fn policy(&self) -> Result<ServerPolicy, ServerBuildError> {
+        let mut slot = self.policy.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(policy) = &*slot {
+            return Ok(policy.clone());
+        }
+        let policy = ServerPolicy::new(&self.config.security, self.identity.clone())?;
+        *slot = Some(policy.clone());
+        Ok(policy)
+    }
+
+    /// The server stack as one layer, for a server of your own; each call makes new limits,
+    /// and all share the server's [`policy`](MeshServer::policy).
     pub fn layer(&self) -> Result<ServerLayer, ServerBuildError> {
-        Ok(ServerLayer::new(self.name.clone(), &self.config)?.telemetry(&self.telemetry))
+        Ok(
+            ServerLayer::with_policy(self.name.clone(), &self.config, self.policy()?)
+                .telemetry(&self.telemetry),
+        )
     }
 
     /// Serves `app` on `listener` until `shutdown` resolves, then shuts down gracefully;
@@ -147,13 +188,10 @@ impl MeshServer {
     {
         let stack = self.layer()?.layer(app);
         let local = listener.local_addr().map_err(ServerBuildError::Listener)?;
-        let security = &self.config.security;
-        let acceptor = Arc::new(TlsAcceptor::new(
-            security.mtls_for_port(local.port()),
-            self.identity.clone(),
-            security.trust_domains.clone(),
-            vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        )?);
+        // Swapped when a reload changes the port's mTLS mode.
+        let acceptors = self
+            .policy()?
+            .listen(local.port(), vec![b"h2".to_vec(), b"http/1.1".to_vec()])?;
         let state = Arc::new(Shutdown::new());
         let builder = Arc::new(auto::Builder::new(state.executor()));
         let mut connections = JoinSet::new();
@@ -167,7 +205,8 @@ impl MeshServer {
                         let _ = stream.set_nodelay(true);
                         let gauge = Gauge::open(&self.name);
                         let (builder, stack, state) = (builder.clone(), stack.clone(), state.clone());
-                        let acceptor = acceptor.clone();
+                        // The mode in force now decides this connection, for its life.
+                        let acceptor = acceptors.load_full();
                         connections.spawn(async move {
                             if let Some((io, peer)) = handshake(&acceptor, stream, addr, local).await {
                                 connection(builder, io, peer, stack, state).await;

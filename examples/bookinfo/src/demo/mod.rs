@@ -21,7 +21,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use mesh::core::config::MtlsMode;
 use mesh::dns::server::DnsServer;
 use mesh::tower::admin::{AdminServer, PrometheusHandle};
 use mesh::tower::telemetry::metrics::install_prometheus;
@@ -223,6 +222,7 @@ impl Demo {
             dns,
             clients: Vec::new(),
         };
+        let mut live = Vec::with_capacity(Workload::ALL.len());
         for w in Workload::ALL {
             let parts = workload::build(w, demo.dns.addr(), &documents, &ca)?;
             let upstreams = Upstreams::default();
@@ -234,17 +234,15 @@ impl Demo {
                 Workload::Reviews(version) => crate::reviews::router(version, client, upstreams),
                 Workload::Gateway => gateway::router(client, upstreams),
             };
-            let mut inbound = parts.config.inbound();
-            if w == Workload::Gateway {
-                // A gateway takes traffic from outside the mesh: no PeerAuthentication
-                // applies to it, as none applies to Istio's ingress gateway.
-                inbound.security.mtls = MtlsMode::Disable;
-                inbound.security.port_mtls.clear();
-            }
-            let server = MeshServer::new(inbound)
+            let server = MeshServer::new(workload::inbound(w, &parts.config))
                 .name(w.service())
                 .identity(parts.identity.clone())
                 .telemetry(parts.telemetry.clone());
+            // Checks the security settings before serving, so that a bad config fails the
+            // start rather than a task; the handle follows the files ([`reload`]).
+            let policy = server
+                .policy()
+                .map_err(|e| DemoError::Server(e.to_string()))?;
             // The admin server shows the client's config, which follows reloads.
             let admin = AdminServer::new()
                 .metrics(handle.clone())
@@ -273,11 +271,8 @@ impl Demo {
                     .map_err(|source| DemoError::Bind { addr, source })?;
                 demo.urls.gateway = local;
                 demo.urls.productpage = gateway::describe(local, options.gateway_tls.is_some());
-                // Checks the stack and the certificate before serving, so that a bad
-                // config fails the start rather than a task.
-                server
-                    .layer()
-                    .map_err(|e| DemoError::Server(e.to_string()))?;
+                // Checks the certificate before serving, so that a bad one fails the start
+                // rather than a task.
                 if let Some(tls) = &options.gateway_tls {
                     tls.server_config()
                         .map_err(|e| DemoError::Server(e.to_string()))?;
@@ -295,11 +290,6 @@ impl Demo {
                     }
                 });
             } else {
-                // Checks the security settings before serving, so that a bad config fails
-                // the start rather than a task.
-                server
-                    .layer()
-                    .map_err(|e| DemoError::Server(e.to_string()))?;
                 let shutdown = stopped_future(stopped.clone());
                 demo.tasks.spawn(async move {
                     if let Err(e) = server.serve(listener, app, shutdown).await {
@@ -307,16 +297,17 @@ impl Demo {
                     }
                 });
             }
+            live.push(reload::Live {
+                workload: w,
+                client: parts.client.clone(),
+                policy,
+            });
             demo.clients.push(parts.client);
         }
-        let clients = Workload::ALL
-            .into_iter()
-            .zip(demo.clients.clone())
-            .collect();
         demo.reloader = Arc::new(reload::Reloader::new(
             options.config.clone(),
             demo.dns.addr(),
-            clients,
+            live,
             hash,
         ));
         if demo.reloader.follows_files() {
@@ -327,10 +318,10 @@ impl Demo {
     }
 
     /// Reads the `--config` files now, as the task that follows them does every
-    /// [`reload::POLL_INTERVAL`], and applies them to every workload's client when their
-    /// contents changed: `Ok(true)` when applied, `Ok(false)` when unchanged since the last
-    /// read (or refused then). An error names the file and the reason; every workload keeps
-    /// its config.
+    /// [`reload::POLL_INTERVAL`], and applies them to every workload's server policy and
+    /// client when their contents changed: `Ok(true)` when applied, `Ok(false)` when
+    /// unchanged since the last read (or refused then). An error names the file (or the
+    /// workload and the field) and the reason; every workload keeps its config.
     pub fn reload_now(&self) -> Result<bool, DemoError> {
         self.reloader.check()
     }

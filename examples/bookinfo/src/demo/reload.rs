@@ -3,15 +3,24 @@
 //! A task polls the files every [`POLL_INTERVAL`] and compares a hash of their contents (not
 //! their modification times, which editors and ConfigMap mounts do not keep reliably) with
 //! the last one seen. On a change it rebuilds every workload's config (its mesh document, then
-//! the files' documents) and [`MeshClient::reload`]s its client: routes, subsets and traffic
-//! policies apply to the next request, requests in flight finish on the old ones, and each
-//! client's destinations and connection pools are rebuilt on first use. A file that cannot be
-//! read, parsed or validated is reported with its name and the reason, and every workload
-//! keeps its old config; the same contents are not reported again.
+//! the files' documents) and applies it to both sides of the workload, as Istio pushes an
+//! edited document to every sidecar without restarting a pod:
 //!
-//! Only the clients follow the files: the servers' PeerAuthentication and authorization
-//! documents are those of the start.
-
+//! - the server's policy ([`ServerPolicy::reload`]): the AuthorizationPolicy documents that
+//!   select the workload, its RequestAuthentication JWT rules and its PeerAuthentication mTLS
+//!   mode (the gateway stays plaintext, as at the start). Requests arriving from then on are
+//!   decided by the new policies and connections accepted from then on get the new mode;
+//!   requests in flight and open connections finish as they started. A `jwksUri` named again
+//!   keeps its fetched keys. The server's limits stay those of the start.
+//! - the client ([`MeshClient::reload`]): routes, subsets and traffic policies apply to the
+//!   next request, requests in flight finish on the old ones, and each client's destinations
+//!   and connection pools are rebuilt on first use.
+//!
+//! A file that cannot be read, parsed or validated is reported with its name and the reason,
+//! and every workload keeps its old config; the same contents are not reported again. The
+//! servers are reloaded before the clients, each checking everything before it swaps; should
+//! one still refuse its policy, the servers already reloaded are put back, so the demo never
+//! runs half of a change.
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -20,6 +29,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mesh::MeshClient;
+use mesh::core::config::ServerConfig;
+use mesh::tower::server::ServerPolicy;
 use tokio::sync::watch;
 
 use super::network::Workload;
@@ -53,12 +64,23 @@ pub(super) fn snapshot(files: &[PathBuf]) -> (u64, Result<String, DemoError>) {
     (hasher.finish(), documents)
 }
 
-/// The clients of a demo and what their configs are built from.
+/// What follows the files in one workload: its client and its server's policy.
+#[derive(Debug)]
+pub(super) struct Live {
+    /// The workload.
+    pub(super) workload: Workload,
+    /// Its client.
+    pub(super) client: MeshClient,
+    /// Its server's policy.
+    pub(super) policy: ServerPolicy,
+}
+
+/// The workloads of a demo and what their configs are built from.
 #[derive(Debug)]
 pub(super) struct Reloader {
     files: Vec<PathBuf>,
     dns: SocketAddr,
-    clients: Vec<(Workload, MeshClient)>,
+    workloads: Vec<Live>,
     /// The hash of the contents last applied or refused.
     last: Mutex<u64>,
 }
@@ -68,13 +90,13 @@ impl Reloader {
     pub(super) fn new(
         files: Vec<PathBuf>,
         dns: SocketAddr,
-        clients: Vec<(Workload, MeshClient)>,
+        workloads: Vec<Live>,
         hash: u64,
     ) -> Self {
         Self {
             files,
             dns,
-            clients,
+            workloads,
             last: Mutex::new(hash),
         }
     }
@@ -84,9 +106,10 @@ impl Reloader {
         !self.files.is_empty()
     }
 
-    /// Reads the files and, when their contents changed, applies them to every client:
-    /// `Ok(true)` when applied, `Ok(false)` when unchanged (or refused before), an error
-    /// naming the file when they cannot be used (every client keeps its config).
+    /// Reads the files and, when their contents changed, applies them to every server
+    /// policy and client: `Ok(true)` when applied, `Ok(false)` when unchanged (or refused
+    /// before), an error naming the file (or the workload and the field) when they cannot be
+    /// used (every workload keeps its config).
     pub(super) fn check(&self) -> Result<bool, DemoError> {
         let (hash, documents) = snapshot(&self.files);
         {
@@ -98,19 +121,48 @@ impl Reloader {
         }
         let documents = documents?;
         // Every config first, so that a bad file changes no workload.
-        let mut configs = Vec::with_capacity(self.clients.len());
-        for (w, _) in &self.clients {
-            match workload::config(*w, self.dns, &documents) {
+        let mut configs = Vec::with_capacity(self.workloads.len());
+        for live in &self.workloads {
+            match workload::config(live.workload, self.dns, &documents) {
                 Ok(config) => configs.push(config),
-                Err(error) => return Err(self.blame(*w, error)),
+                Err(error) => return Err(self.blame(live.workload, error)),
             }
         }
-        for ((w, client), config) in self.clients.iter().zip(configs) {
-            client
+        self.reload_servers(&configs)?;
+        for (live, config) in self.workloads.iter().zip(configs) {
+            live.client
                 .reload(config)
-                .map_err(|e| DemoError::Client(format!("{}: {e}", w.pod_name())))?;
+                .map_err(|e| DemoError::Client(format!("{}: {e}", live.workload.pod_name())))?;
         }
         Ok(true)
+    }
+
+    /// Reloads every server's policy from `configs`; when one refuses, the ones reloaded
+    /// before it get their policy back and the error names the workload and the field.
+    fn reload_servers(&self, configs: &[mesh::MeshConfig]) -> Result<(), DemoError> {
+        let mut done: Vec<(&ServerPolicy, ServerConfig)> = Vec::new();
+        for (live, config) in self.workloads.iter().zip(configs) {
+            let before = ServerConfig {
+                security: live.policy.security(),
+                ..ServerConfig::default()
+            };
+            if let Err(error) = live
+                .policy
+                .reload(&workload::inbound(live.workload, config))
+            {
+                for (policy, before) in done.iter().rev() {
+                    if let Err(e) = policy.reload(before) {
+                        tracing::warn!(error = %e, "server policy not put back");
+                    }
+                }
+                return Err(DemoError::Server(format!(
+                    "{}: {error}",
+                    live.workload.pod_name()
+                )));
+            }
+            done.push((&live.policy, before));
+        }
+        Ok(())
     }
 
     /// The file whose documents alone make `workload`'s config fail, named in `error`; the

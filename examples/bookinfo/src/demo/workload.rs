@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use mesh::core::config::Format;
+use mesh::core::config::{Format, MtlsMode, ServerConfig};
 use mesh::tower::tls::DevCa;
 use mesh::{Identity, MeshClient, MeshConfig, SpiffeId, Telemetry};
 
@@ -73,6 +73,19 @@ pub(super) fn config(
     MeshConfig::from_str(&text, Format::Yaml).map_err(DemoError::Config)
 }
 
+/// `workload`'s server settings: [`MeshConfig::inbound`] (its PeerAuthentication,
+/// RequestAuthentication and AuthorizationPolicy documents), except that the gateway takes
+/// traffic from outside the mesh: no PeerAuthentication applies to it, as none applies to
+/// Istio's ingress gateway. Used at the start and on every reload.
+pub(super) fn inbound(workload: Workload, config: &MeshConfig) -> ServerConfig {
+    let mut inbound = config.inbound();
+    if workload == Workload::Gateway {
+        inbound.security.mtls = MtlsMode::Disable;
+        inbound.security.port_mtls.clear();
+    }
+    inbound
+}
+
 /// Builds `workload`'s config (its mesh document, then `documents`: Istio's, as YAML text),
 /// identity, telemetry and client.
 pub(super) fn build(
@@ -111,7 +124,6 @@ pub(super) fn build(
 mod tests {
     use super::*;
     use crate::reviews::Version;
-    use mesh::core::config::MtlsMode;
 
     #[test]
     fn the_mesh_document_is_valid_and_strict() {
