@@ -79,7 +79,10 @@ impl Caller {
             ));
         }
         if body != BODY {
-            return Err(format!("unexpected body {:?}", String::from_utf8_lossy(&body)));
+            return Err(format!(
+                "unexpected body {:?}",
+                String::from_utf8_lossy(&body)
+            ));
         }
         Ok(parts.version)
     }

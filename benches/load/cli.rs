@@ -290,7 +290,8 @@ fn parse_value<T: std::str::FromStr>(flag: &str, s: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse().map_err(|e| format!("{flag}: bad value `{s}`: {e}"))
+    s.parse()
+        .map_err(|e| format!("{flag}: bad value `{s}`: {e}"))
 }
 
 fn positive(flag: &str, s: &str) -> Result<usize, String> {

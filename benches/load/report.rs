@@ -159,7 +159,12 @@ impl Results {
         let _ = writeln!(out, "  errors");
         let mut notes = Vec::new();
         for row in &self.rows {
-            let _ = write!(out, "{:<16} {:>4}", row.variant.to_string(), row.concurrency);
+            let _ = write!(
+                out,
+                "{:<16} {:>4}",
+                row.variant.to_string(),
+                row.concurrency
+            );
             for m in &METRICS {
                 let (value, ratio) = self.summary(row, m);
                 let cell = match (value, ratio) {
@@ -178,10 +183,16 @@ impl Results {
             let _ = writeln!(
                 out,
                 "via rows{}: CPU and RSS include the proxy's process tree (pid {pid})",
-                label.as_deref().map(|l| format!(" of {l}")).unwrap_or_default()
+                label
+                    .as_deref()
+                    .map(|l| format!(" of {l}"))
+                    .unwrap_or_default()
             );
         }
-        if o.variants.iter().any(|v| v.via_label().is_some() && o.proxy_pid(v).is_none()) {
+        if o.variants
+            .iter()
+            .any(|v| v.via_label().is_some() && o.proxy_pid(v).is_none())
+        {
             let _ = writeln!(
                 out,
                 "via rows without --via-pid: CPU and RSS are the client's and server's only"

@@ -52,8 +52,7 @@ pub(crate) fn run(o: Options) -> Result<(), String> {
     let doc = results.json(&o);
     if let Some(path) = &o.json {
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| format!("write {}: {e}", path.display()))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("write {}: {e}", path.display()))?;
     }
     match o.format {
         Format::Table => print!("{}", results.table(&o)),

@@ -66,10 +66,10 @@ impl Variant {
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Bare => f.write_str("bare"),
-            Self::MeshDefault => f.write_str("mesh-default"),
-            Self::MeshFull => f.write_str("mesh-full"),
-            Self::Via { label, .. } => write!(f, "via={label}"),
+            Self::Bare => f.pad("bare"),
+            Self::MeshDefault => f.pad("mesh-default"),
+            Self::MeshFull => f.pad("mesh-full"),
+            Self::Via { label, .. } => f.pad(&format!("via={label}")),
         }
     }
 }

@@ -103,7 +103,15 @@ async fn measure(o: &WorkerOptions) -> Result<Value, String> {
         None => Value::Null,
     };
     drop((dns, full));
-    Ok(figures(o, &warmup, &run, cpu_after - cpu_before, rss_kib, proxy, evidence))
+    Ok(figures(
+        o,
+        &warmup,
+        &run,
+        cpu_after - cpu_before,
+        rss_kib,
+        proxy,
+        evidence,
+    ))
 }
 
 fn figures(
