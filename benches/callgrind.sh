@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Instructions per request of the bare client, mesh-default and mesh-full, counted by
+# callgrind: the load harness's worker runs each variant at concurrency 1 on a
+# current-thread runtime, once with N requests and once with 2N, so that everything done
+# once (process start, certificates, servers, warm-up) cancels:
+#
+#   instructions per request = (Ir(2N) - Ir(N)) / N
+#
+# Usage: benches/callgrind.sh [N]   (N defaults to 2000; a run takes a few minutes)
+# The worker's client and server are in one process, so a request counts both ends.
+set -euo pipefail
+
+N="${1:-2000}"
+WARMUP=200
+VARIANTS=(bare mesh-default mesh-full)
+cd "$(dirname "$0")/.."
+
+command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
+
+exe="$(cargo bench --bench load --no-run --message-format=json 2>/dev/null \
+    | grep -o '"executable":"[^"]*"' | tail -n 1 | cut -d'"' -f4)"
+[ -x "$exe" ] || { echo "could not build the load harness" >&2; exit 1; }
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+
+# Total instructions of one worker run of $1 with $2 requests.
+instructions() {
+    local log="$out/$1-$2.log"
+    valgrind --tool=callgrind --callgrind-out-file="$out/$1-$2.out" \
+        "$exe" --worker --variant "$1" --concurrency 1 --requests "$2" --warmup "$WARMUP" \
+        --threads 0 --deadline 900 >"$out/$1-$2.json" 2>"$log" \
+        || { cat "$log" >&2; echo "callgrind run of $1 failed" >&2; exit 1; }
+    if ! grep -q '"errors":0' "$out/$1-$2.json"; then
+        echo "warning: $1 with $2 requests had errors: $(cat "$out/$1-$2.json")" >&2
+    fi
+    grep -E '^==[0-9]+== Collected : ' "$log" | awk '{print $NF}'
+}
+
+printf '%-14s %16s %16s %14s %10s\n' variant "Ir(N=$N)" "Ir(2N)" "Ir/request" "vs bare"
+bare_per=""
+for variant in "${VARIANTS[@]}"; do
+    one="$(instructions "$variant" "$N")"
+    two="$(instructions "$variant" "$((2 * N))")"
+    per=$(( (two - one) / N ))
+    [ -n "$bare_per" ] || bare_per="$per"
+    ratio="$(awk -v a="$per" -v b="$bare_per" 'BEGIN { printf "%.2f", a / b }')"
+    printf '%-14s %16s %16s %14s %10s\n' "$variant" "$one" "$two" "$per" "$ratio"
+done

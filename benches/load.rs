@@ -1,3 +1,0 @@
-//! Placeholder: filled in by the performance work.
-
-fn main() {}
