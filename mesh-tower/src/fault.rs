@@ -123,12 +123,12 @@ where
                 let ready = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, ready);
                 FaultState::Delaying {
-                    sleep: tokio::time::sleep(delay),
+                    sleep: Box::pin(tokio::time::sleep(delay)),
                     delay,
-                    then: Some(match abort {
+                    then: Some(Box::new(match abort {
                         Some(error) => Then::Abort(error),
                         None => Then::Call(inner, req),
-                    }),
+                    })),
                 }
             }
         };
@@ -158,11 +158,11 @@ pin_project_lite::pin_project! {
     where
         S: tower_service::Service<Request<B>>,
     {
+        // Boxed: most requests meet no fault, and the layers above move this future.
         Delaying {
-            #[pin]
-            sleep: Sleep,
+            sleep: Pin<Box<Sleep>>,
             delay: Duration,
-            then: Option<Then<S, B>>,
+            then: Option<Box<Then<S, B>>>,
         },
         Calling {
             #[pin]
@@ -186,8 +186,8 @@ where
         loop {
             let next = match state.as_mut().project() {
                 FaultProj::Delaying { sleep, delay, then } => {
-                    ready!(sleep.poll(cx));
-                    match then.take() {
+                    ready!(sleep.as_mut().poll(cx));
+                    match then.take().map(|then| *then) {
                         Some(Then::Call(mut inner, req)) => FaultState::Calling {
                             future: inner.call(req),
                             delayed: Some(*delay),

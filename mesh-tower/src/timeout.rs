@@ -195,15 +195,17 @@ where
                 sleep: None,
                 timeout: Duration::ZERO,
                 fired: None,
-                layer: self.layer.clone(),
+                destination: self.layer.destination.clone(),
+                kind: self.layer.kind,
             };
         }
         TimeoutFuture {
             inner: Some(self.inner.call(req)),
-            sleep: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            sleep: timeout.map(|t| Box::pin(tokio::time::sleep_until(now + t))),
             timeout: timeout.unwrap_or_default(),
             fired,
-            layer: self.layer.clone(),
+            destination: self.layer.destination.clone(),
+            kind: self.layer.kind,
         }
     }
 }
@@ -217,7 +219,8 @@ pin_project_lite::pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
         timeout: Duration,
         fired: Option<Arc<AtomicBool>>,
-        layer: TimeoutLayer,
+        destination: Arc<str>,
+        kind: Kind,
     }
 }
 
@@ -243,9 +246,9 @@ where
         if let Some(fired) = this.fired {
             fired.store(true, Ordering::Relaxed);
         }
-        let destination = this.layer.destination.clone();
+        let destination = this.destination.clone();
         let timeout = *this.timeout;
-        Poll::Ready(Err(match this.layer.kind {
+        Poll::Ready(Err(match this.kind {
             Kind::Request => MeshError::Timeout {
                 destination,
                 timeout,

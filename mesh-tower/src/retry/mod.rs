@@ -247,7 +247,7 @@ where
             match stream {
                 Some(stream) => (
                     State::Buffering {
-                        parts: Some(parts),
+                        parts: Some(Box::new(parts)),
                         stream: Some(stream),
                         buf: BytesMut::new(),
                     },
@@ -325,7 +325,8 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F> {
         Buffering {
-            parts: Option<Parts>,
+            // Boxed, as the other states' contents: the layers above move this future.
+            parts: Option<Box<Parts>>,
             stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
             buf: BytesMut,
         },
@@ -334,8 +335,7 @@ pin_project_lite::pin_project! {
             future: Pin<Box<F>>,
         },
         Backoff {
-            #[pin]
-            sleep: Sleep,
+            sleep: Pin<Box<Sleep>>,
             avoid: Option<SocketAddr>,
         },
         Ready {
@@ -437,7 +437,7 @@ where
                         return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     // The service was polled ready by our caller before `call`.
-                    State::calling(this.inner.call(Request::from_parts(parts, body)))
+                    State::calling(this.inner.call(Request::from_parts(*parts, body)))
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.as_mut().poll(cx));
@@ -502,12 +502,12 @@ where
                     .increment(1);
                     let pause = backoff(&policy.backoff, *this.retries, &mut rand::rng());
                     State::Backoff {
-                        sleep: tokio::time::sleep(pause),
+                        sleep: Box::pin(tokio::time::sleep(pause)),
                         avoid,
                     }
                 }
                 StateProj::Backoff { sleep, avoid } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     State::Ready { avoid: *avoid }
                 }
                 StateProj::Ready { avoid } => {
