@@ -425,7 +425,7 @@ metadata: {name: api-users, namespace: bookinfo}
 spec:
   action: ALLOW
   rules:
-  - from: [{source: {requestPrincipals: ["https://issuer.example.com/*"]}}]
+  - from: [{source: {requestPrincipals: ["issuer.example.com/*"]}}]
     to: [{operation: {hosts: ["api.example.com", "*.bookinfo.svc.cluster.local"], methods: ["GET", "POST"], paths: ["/api/{*}/items/{**}"]}}]
     when:
     - {key: "request.auth.claims[groups]", values: ["readers", "writers"]}
@@ -456,7 +456,7 @@ fn authz(c: &mut Criterion) {
         h
     };
     let claims = serde_json::json!({
-        "iss": "https://issuer.example.com/",
+        "iss": "issuer.example.com",
         "sub": "alice",
         "aud": ["bookinfo"],
         "groups": ["readers"],
@@ -481,7 +481,7 @@ fn authz(c: &mut Criterion) {
             "allow_by_jwt_claims",
             AuthzRequest {
                 principal: Some("cluster.local/ns/bookinfo/sa/gateway"),
-                request_principal: Some("https://issuer.example.com//alice"),
+                request_principal: Some("issuer.example.com/alice"),
                 claims: Some(&claims),
                 host: "api.example.com",
                 method: "POST",
