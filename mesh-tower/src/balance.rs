@@ -19,7 +19,6 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -380,12 +379,20 @@ impl Shared {
             Resolution::Pending => (State::Pending, Vec::new()),
             Resolution::Unresolved(reason) => (State::Unresolved(reason.clone()), Vec::new()),
             Resolution::Resolved(set) => {
-                let mut kept: HashMap<SocketAddr, &EndpointRef> =
-                    current.endpoints.iter().map(|e| (e.0.addr(), e)).collect();
+                // Both sides in address order (a set is sorted, and so is a snapshot built
+                // from one, which makes this sort linear), walked together: no hashing of
+                // every address at each update.
+                let mut kept: Vec<&EndpointRef> = current.endpoints.iter().collect();
+                kept.sort_by_key(|e| e.0.addr());
+                let mut kept = kept.into_iter().peekable();
                 let endpoints = set
                     .endpoints()
                     .iter()
-                    .map(|ep| match kept.remove(&ep.addr) {
+                    .map(|ep| {
+                        while kept.next_if(|old| old.0.addr() < ep.addr).is_some() {}
+                        (ep, kept.next_if(|old| old.0.addr() == ep.addr))
+                    })
+                    .map(|(ep, old)| match old {
                         Some(old) if old.0.stats.weight() == ep.weight => old.clone(),
                         _ => {
                             let stats = EndpointStats::for_balancer(ep.weight, &self.lb);
