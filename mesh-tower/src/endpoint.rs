@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -78,7 +78,10 @@ impl EndpointSettings {
 pub(crate) struct EndpointClient {
     addr: SocketAddr,
     pub(crate) stats: EndpointStats,
-    client: Client<Connector, RequestBody>,
+    /// Built on the first request: a discovery answer with thousands of endpoints then
+    /// costs no pools for endpoints never picked, and applies in a fraction of the time.
+    client: OnceLock<Client<Connector, RequestBody>>,
+    settings: EndpointSettings,
     max_requests_per_connection: Option<NonZeroU32>,
 }
 
@@ -93,24 +96,32 @@ impl fmt::Debug for EndpointClient {
 
 impl EndpointClient {
     pub(crate) fn new(addr: SocketAddr, stats: EndpointStats, settings: EndpointSettings) -> Self {
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(settings.idle_timeout)
-            .http2_only(settings.protocol == Protocol::Http2);
-        let connector = Connector {
-            addr,
-            timeout: settings.connect_timeout,
-            counted: settings.max_requests_per_connection.is_some(),
-            tls: settings.tls,
-        };
         Self {
             addr,
             stats,
-            client: builder.build(connector),
+            client: OnceLock::new(),
             max_requests_per_connection: settings.max_requests_per_connection,
+            settings,
         }
+    }
+
+    /// The endpoint's pooled client, built now if this is its first request.
+    fn client(&self) -> &Client<Connector, RequestBody> {
+        self.client.get_or_init(|| {
+            let settings = &self.settings;
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(settings.idle_timeout)
+                .http2_only(settings.protocol == Protocol::Http2);
+            builder.build(Connector {
+                addr: self.addr,
+                timeout: settings.connect_timeout,
+                counted: settings.max_requests_per_connection.is_some(),
+                tls: settings.tls.clone(),
+            })
+        })
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -129,7 +140,7 @@ impl EndpointClient {
             .max_requests_per_connection
             .map(|limit| UseTracker::attach(&mut req, limit));
         EndpointFuture {
-            inner: self.client.request(req),
+            inner: self.client().request(req),
             uses,
             in_flight: Some(InFlight {
                 endpoint: self.clone(),
