@@ -149,7 +149,7 @@
 //! # Ok::<(), mesh_core::ConfigError>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
@@ -165,8 +165,8 @@ use super::istio::{
 use super::values::{self, LbKind, NxAction, at};
 use super::{
     AccessLogConfig, AccessLogFormat, AccessLogOutput, CertificateFiles, CertificateLayout,
-    ConfigError, DiscoveryConfig, MeshConfig, NxDomainPolicy, SecurityConfig, ServerConfig,
-    SubsetEndpoints, TelemetryConfig, Workload, telemetry,
+    ConfigError, ConfigWarning, DiscoveryConfig, MeshConfig, NxDomainPolicy, SecurityConfig,
+    ServerConfig, SubsetEndpoints, TelemetryConfig, Workload, telemetry,
 };
 use crate::hedge::HedgePolicy;
 use crate::ratelimit::TokenBucketConfig;
@@ -268,10 +268,50 @@ pub(crate) fn builder_from_str(
     if let Some((_, raw)) = mesh {
         raw.apply(&mut builder)?;
     }
+    // As `kubectl apply`: a later document of the same kind, namespace and name replaces an
+    // earlier one.
+    let replaced = replaced_documents(&kubernetes);
     for (i, value) in kubernetes {
+        if let Some(by) = replaced.get(&i) {
+            builder.warnings.push(ConfigWarning {
+                path: format!("documents[{i}]"),
+                message: format!(
+                    "replaced by documents[{by}], of the same kind, namespace and name"
+                ),
+            });
+            continue;
+        }
         istio::apply_document(&value, &format!("documents[{i}]"), &mut builder)?;
     }
     Ok(builder)
+}
+
+/// The documents a later one of the same kind, namespace and name replaces: index -> the
+/// index of the last such document. Documents without a kind or name are left to validation.
+fn replaced_documents(documents: &[(usize, serde_json::Value)]) -> HashMap<usize, usize> {
+    let identity = |value: &serde_json::Value| {
+        let kind = value.get("kind")?.as_str()?;
+        let metadata = value.get("metadata")?;
+        let name = metadata.get("name")?.as_str()?;
+        let namespace = metadata
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .unwrap_or("");
+        Some((kind.to_owned(), namespace.to_owned(), name.to_owned()))
+    };
+    let mut last = HashMap::new();
+    for (i, value) in documents {
+        if let Some(id) = identity(value) {
+            last.insert(id, *i);
+        }
+    }
+    documents
+        .iter()
+        .filter_map(|(i, value)| {
+            let by = *last.get(&identity(value)?)?;
+            (by != *i).then_some((*i, by))
+        })
+        .collect()
 }
 
 /// One document of a configuration file.

@@ -113,6 +113,42 @@ fn fixture_all_v1() {
 }
 
 #[test]
+fn a_later_document_of_the_same_kind_and_name_replaces_the_earlier() {
+    // As `kubectl apply` of all-v1 then reviews v3: the second `reviews` wins, with a warning;
+    // the other VirtualServices stay, and a namesake in another namespace is its own.
+    let all_v1 = std::fs::read_to_string(fixture("virtual-service-all-v1.yaml")).unwrap();
+    let v3 = std::fs::read_to_string(fixture("virtual-service-reviews-v3.yaml")).unwrap();
+    let other = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: reviews\n  namespace: other\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n";
+    let c = yaml(&format!("{all_v1}\n---\n{v3}\n---\n{other}")).unwrap();
+    let reviews: Vec<_> = c
+        .virtual_services
+        .iter()
+        .filter(|vs| vs.name == "reviews")
+        .collect();
+    assert_eq!(reviews.len(), 2, "{reviews:?}");
+    let names: Vec<_> = c
+        .virtual_services
+        .iter()
+        .map(|vs| vs.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["productpage", "ratings", "details", "reviews", "reviews"]
+    );
+    let default_reviews = reviews.iter().find(|vs| vs.namespace.is_none()).unwrap();
+    assert_eq!(
+        default_reviews,
+        &&load("virtual-service-reviews-v3.yaml").virtual_services[0]
+    );
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].message.contains("replaced by documents[4]"),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
 fn fixture_destination_rule_all() {
     let c = load("destination-rule-all.yaml");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
