@@ -7,6 +7,10 @@
 //! `cargo bench` the consistent-hash spread and disruption over 100 endpoints are printed
 //! first, as a table.
 
+#[path = "support/tenant_routes.rs"]
+mod tenant_routes;
+use tenant_routes::routes;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,10 +32,7 @@ use mesh::core::config::{
 use mesh::core::hash::hash_bytes;
 use mesh::core::outlier::{EndpointOutlier, Observation, OutlierDetector, OutlierSettings};
 use mesh::core::retry::RetryBudget;
-use mesh::core::route::{
-    DirectResponse, HttpRoute, RequestInfo, RouteAction, RouteMatch, Split, StringMatch,
-    ValueMatch, find,
-};
+use mesh::core::route::{RequestInfo, Split, find};
 use mesh::core::telemetry::trace_context::{extract, inject};
 use mesh::core::telemetry::{PeerMetadata, Propagated, PropagationSet, TraceContext};
 use mesh::tower::telemetry::ServerMetricsLayer;
@@ -45,33 +46,6 @@ const NOW: Duration = Duration::from_secs(1);
 // ---------------------------------------------------------------- route and split
 
 const ROUTES: usize = 100;
-
-/// 100 routes for one host: route `i` needs the path prefix `/api/` and `x-tenant: tenant-i`,
-/// so every route before the matching one checks both its prefix and its header.
-fn routes(n: usize) -> Vec<HttpRoute> {
-    (0..n)
-        .map(|i| HttpRoute {
-            name: Some(format!("tenant-{i}")),
-            matches: vec![RouteMatch {
-                uri: Some(StringMatch::Prefix("/api/".into())),
-                headers: vec![(
-                    HeaderName::from_static("x-tenant"),
-                    ValueMatch::Value(StringMatch::Exact(format!("tenant-{i}"))),
-                )],
-                ..Default::default()
-            }],
-            action: RouteAction::DirectResponse(DirectResponse {
-                status: 200,
-                body: None,
-            }),
-            headers: Default::default(),
-            fault: None,
-            mirrors: vec![],
-            timeout: None,
-            retries: None,
-        })
-        .collect()
-}
 
 fn request(tenant: &str) -> Request<()> {
     Request::get("http://reviews:9080/api/reviews/0?lang=en")

@@ -21,6 +21,10 @@
 //!
 //! `cargo bench --bench scale`.
 
+#[path = "support/tenant_routes.rs"]
+mod tenant_routes;
+use tenant_routes::routes;
+
 use std::alloc::System;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -29,15 +33,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::Criterion;
-use http::{HeaderName, Request};
+use http::Request;
 use http_body_util::{BodyExt, Empty};
 use mesh::core::balance::Picker;
 use mesh::core::config::{ConsistentHash, HashKey, HashTable, LoadBalancer, TrafficPolicy};
 use mesh::core::discovery::{Answer, RefreshState};
 use mesh::core::name::Target;
-use mesh::core::route::{
-    DirectResponse, HttpRoute, RequestInfo, RouteAction, RouteMatch, StringMatch, ValueMatch, find,
-};
+use mesh::core::route::{RequestInfo, find};
 use mesh::core::{Endpoint, EndpointSet, MeshConfig, Resolution};
 use mesh::dns::StaticDiscovery;
 use mesh::tower::MeshClient;
@@ -213,32 +215,6 @@ async fn discovery_table() {
         );
     }
     println!();
-}
-
-/// 1,000 routes, route `i` matching `/api/` and `x-tenant: tenant-i`.
-fn routes(n: usize) -> Vec<HttpRoute> {
-    (0..n)
-        .map(|i| HttpRoute {
-            name: Some(format!("tenant-{i}")),
-            matches: vec![RouteMatch {
-                uri: Some(StringMatch::Prefix("/api/".into())),
-                headers: vec![(
-                    HeaderName::from_static("x-tenant"),
-                    ValueMatch::Value(StringMatch::Exact(format!("tenant-{i}"))),
-                )],
-                ..Default::default()
-            }],
-            action: RouteAction::DirectResponse(DirectResponse {
-                status: 200,
-                body: None,
-            }),
-            headers: Default::default(),
-            fault: None,
-            mirrors: vec![],
-            timeout: None,
-            retries: None,
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------- MeshClient destinations
