@@ -3,20 +3,22 @@
 //!
 //! `cargo bench --bench client`; compare `bare` with `mesh` in each group.
 
+#[path = "support/ok_server.rs"]
+mod ok_server;
 #[path = "support/rounds.rs"]
 mod rounds;
 
 use rounds::{CONCURRENCY, PER_ROUND, time_concurrent, time_sequential};
-use std::convert::Infallible;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use mesh::core::config::Format;
 use mesh::prelude::*;
 use mesh::tower::testing::DnsServer;
@@ -25,22 +27,7 @@ use tokio::net::TcpListener;
 async fn serve() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    ok_server::spawn(listener);
     addr
 }
 

@@ -9,15 +9,15 @@
 //!
 //! `cargo bench --bench telemetry`.
 
+#[path = "support/discard.rs"]
+mod discard;
 #[path = "support/rounds.rs"]
 mod rounds;
 
+use discard::Discard;
 use rounds::{CONCURRENCY, PER_ROUND, time_concurrent, time_sequential};
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,8 +31,7 @@ use mesh::tower::telemetry::{Telemetry, Tracer};
 use mesh::tower::testing::DnsServer;
 use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tokio::net::TcpListener;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -41,18 +40,6 @@ const REQUEST_ID: &str = "6b8f1c2e-bench-request-id";
 /// The address of a variant's server.
 fn ip(host: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 92, host))
-}
-
-/// An exporter that counts the spans it is given and drops them: the SDK's batching and
-/// span building are measured, not an export.
-#[derive(Debug, Clone, Default)]
-struct Discard(Arc<AtomicU64>);
-
-impl SpanExporter for Discard {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        std::future::ready(Ok(()))
-    }
 }
 
 /// A MeshServer answering `ok` on `ip` with `telemetry`.
@@ -242,7 +229,7 @@ fn bench(c: &mut Criterion) {
         .count();
     println!(
         "  on: {} spans exported, {requests} istio_requests_total series",
-        exported.0.load(Ordering::Relaxed)
+        exported.count()
     );
     let _ = provider.shutdown();
     drop(dns);

@@ -9,10 +9,7 @@
 //! sampled) through a batch processor to an exporter that drops them.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,11 +24,11 @@ use mesh::tower::testing::DnsServer;
 use mesh::tower::tls::DevCa;
 use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tokio::net::TcpListener;
 
 use crate::caller::{Caller, uri};
+use crate::discard::Discard;
 use crate::servers::{self, BODY};
 
 const TRUST_DOMAIN: &str = "cluster.local";
@@ -131,7 +128,7 @@ impl Full {
             .lines()
             .filter(|l| l.starts_with("istio_requests_total{"))
             .count();
-        (self.exported.0.load(Ordering::Relaxed), series)
+        (self.exported.count(), series)
     }
 }
 
@@ -183,15 +180,4 @@ spec:
 
 fn load(yaml: &str) -> Result<MeshConfig, String> {
     MeshConfig::from_str(yaml, Format::Yaml).map_err(|e| format!("config: {e}\n{yaml}"))
-}
-
-/// An exporter that counts the spans it is given and drops them.
-#[derive(Debug, Clone, Default)]
-struct Discard(Arc<AtomicU64>);
-
-impl SpanExporter for Discard {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        std::future::ready(Ok(()))
-    }
 }

@@ -20,8 +20,12 @@
 
 mod caller;
 mod cli;
+#[path = "../support/discard.rs"]
+mod discard;
 mod drive;
 mod full;
+#[path = "../support/ok_server.rs"]
+mod ok_server;
 mod report;
 mod runner;
 mod servers;

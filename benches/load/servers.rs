@@ -1,17 +1,14 @@
 //! The servers a worker starts: the plain hyper server every variant but `mesh-full` calls
 //! (and proxies forward to), and the DNS server mesh clients discover it through.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
 use mesh::tower::testing::DnsServer;
 use tokio::net::TcpListener;
 
-/// The answer body of every server.
-pub(crate) const BODY: &[u8] = b"ok";
+use crate::ok_server;
+
+pub(crate) use crate::ok_server::BODY;
 
 /// A plain hyper HTTP/1.1 server answering `ok` on `addr`, with keep-alive; it serves until
 /// the process exits.
@@ -19,22 +16,7 @@ pub(crate) async fn plain(addr: SocketAddr) -> Result<(), String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("bind the bare server on {addr}: {e}"))?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(BODY))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    ok_server::spawn(listener);
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 //! Real time: the demo's DNS lookups and TLS handshakes run on real sockets, and paused
 //! time would fire their timeouts while they wait. Nothing sleeps.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -12,19 +14,10 @@ use bookinfo::gateway::GatewayTls;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use mesh::{MeshClient, MeshConfig, Telemetry};
+use mesh::MeshClient;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
-
-/// A plaintext client for the gateway and the admin servers (outside the mesh).
-fn outside_client() -> MeshClient {
-    let config = MeshConfig::builder().service("browser").build().unwrap();
-    MeshClient::builder()
-        .config(config)
-        .telemetry(Telemetry::disabled())
-        .build()
-        .unwrap()
-}
+use support::outside_client;
 
 async fn get(client: &MeshClient, url: &str) -> (u16, String) {
     let req = http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();

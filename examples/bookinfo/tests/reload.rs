@@ -7,23 +7,16 @@
 //! time would fire their timeouts while they wait. So the test does not wait for the
 //! once-a-second poll; it calls `Demo::reload_now`, the check the poll runs. Nothing sleeps.
 
+mod support;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use bookinfo::demo::{Demo, DemoOptions};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use mesh::{MeshClient, MeshConfig, Telemetry};
-
-/// A plaintext client for the gateway (outside the mesh).
-fn outside_client() -> MeshClient {
-    let config = MeshConfig::builder().service("browser").build().unwrap();
-    MeshClient::builder()
-        .config(config)
-        .telemetry(Telemetry::disabled())
-        .build()
-        .unwrap()
-}
+use mesh::MeshClient;
+use support::outside_client;
 
 /// The status and body of the product page as `user` (anonymous when `None`) gets it.
 async fn answer(client: &MeshClient, demo: &Demo, user: Option<&str>) -> (u16, String) {

@@ -42,6 +42,7 @@ use crate::balance::AvoidEndpoint;
 use crate::body::{RequestBody, ResponseBody};
 use crate::clock::Clock;
 use crate::error::MeshError;
+use crate::telemetry::metrics::grpc_status;
 
 /// Request bodies up to this size are held in memory so a retry can send them again.
 pub const MAX_REPLAY_BYTES: usize = 64 * 1024;
@@ -530,16 +531,6 @@ where
             self.as_mut().project().state.set(next);
         }
     }
-}
-
-/// `grpc-status`, parsed once: it is looked up on every response.
-static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-
-fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get(&GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 /// A body that starts with bytes already read, then streams the rest.

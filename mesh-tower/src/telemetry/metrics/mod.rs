@@ -60,6 +60,8 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 mod call;
 mod client;
 mod labels;
+
+pub(crate) use labels::grpc_status;
 pub(crate) use labels::service_host;
 mod series;
 mod server;
