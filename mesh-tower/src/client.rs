@@ -328,8 +328,25 @@ impl MeshClient {
         if let Some(propagated) = RequestContext::current_propagated() {
             propagated.apply(req.headers_mut());
         }
-        match self.host(req) {
-            Ok((req, destination)) => destination.dispatch(req),
+        if let Err(error) = absolute_uri(&mut req) {
+            return ResponseFuture::ready(local_reply(error));
+        }
+        let inner = self.inner.load();
+        {
+            // A known host is dispatched to in place: nothing shared is cloned.
+            let map = inner.by_authority.load();
+            if let Some(host) = req.uri().authority().and_then(|a| map.get(a.as_str())) {
+                return host.dispatch(req);
+            }
+        }
+        // `absolute_uri` has given the request an authority.
+        let Some(authority) = req.uri().authority().cloned() else {
+            return ResponseFuture::ready(local_reply(MeshError::BadRequest {
+                reason: format!("`{}` has no authority", req.uri()).into(),
+            }));
+        };
+        match inner.create(&authority) {
+            Ok(host) => host.dispatch(req),
             Err(error) => ResponseFuture::ready(local_reply(error)),
         }
     }
@@ -385,19 +402,6 @@ impl MeshClient {
             .collect();
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
         clusters
-    }
-
-    fn host(
-        &self,
-        mut req: Request<RequestBody>,
-    ) -> Result<(Request<RequestBody>, Arc<Destination>), MeshError> {
-        let authority = absolute_uri(&mut req)?;
-        let inner = self.inner.load();
-        if let Some(host) = inner.by_authority.load().get(authority.as_str()) {
-            return Ok((req, host.clone()));
-        }
-        let host = inner.create(&authority)?;
-        Ok((req, host))
     }
 }
 
@@ -841,8 +845,8 @@ impl PolicyEntry {
 }
 
 /// Makes the request's URI absolute (`http://authority/path`), taking the authority from the
-/// `Host` header when the URI has none, and returns the authority.
-fn absolute_uri(req: &mut Request<RequestBody>) -> Result<Authority, MeshError> {
+/// `Host` header when the URI has none.
+fn absolute_uri(req: &mut Request<RequestBody>) -> Result<(), MeshError> {
     let bad = |reason: String| MeshError::BadRequest {
         reason: reason.into(),
     };
@@ -853,12 +857,13 @@ fn absolute_uri(req: &mut Request<RequestBody>) -> Result<Authority, MeshError> 
             "scheme `{scheme}` is not supported: the mesh client speaks plain HTTP to endpoints"
         )));
     }
-    if let Some(authority) = req.uri().authority() {
-        let authority = authority.clone();
-        if req.uri().scheme().is_none() {
+    if req.uri().authority().is_some() {
+        if req.uri().scheme().is_none()
+            && let Some(authority) = req.uri().authority().cloned()
+        {
             set_uri(req, &authority)?;
         }
-        return Ok(authority);
+        return Ok(());
     }
     let host = req.headers().get(header::HOST).ok_or_else(|| {
         bad(format!(
@@ -871,8 +876,7 @@ fn absolute_uri(req: &mut Request<RequestBody>) -> Result<Authority, MeshError> 
         .ok()
         .and_then(|h| h.parse::<Authority>().ok())
         .ok_or_else(|| bad(format!("invalid Host header {host:?}")))?;
-    set_uri(req, &authority)?;
-    Ok(authority)
+    set_uri(req, &authority)
 }
 
 fn set_uri(req: &mut Request<RequestBody>, authority: &Authority) -> Result<(), MeshError> {

@@ -25,6 +25,7 @@ mod endpoint;
 pub mod error;
 pub mod fault;
 pub mod hedge;
+mod interned;
 mod leg;
 pub mod limit;
 pub mod local_reply;

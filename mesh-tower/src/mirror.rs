@@ -154,6 +154,11 @@ impl MirrorLayer {
             shadows: shadows.into(),
         }
     }
+
+    /// Whether the layer mirrors nowhere (and so passes requests through).
+    pub fn is_empty(&self) -> bool {
+        self.shadows.is_empty()
+    }
 }
 
 impl<S> tower_layer::Layer<S> for MirrorLayer {

@@ -57,8 +57,11 @@ pub struct TimeoutLayer {
 impl TimeoutLayer {
     /// The whole request's timeout for `destination`; `None` disables it.
     pub fn request(destination: impl Into<Arc<str>>, timeout: Option<Duration>) -> Self {
-        let header =
-            timeout.map(|t| HeaderValue::from(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
+        let header = timeout.map(|t| {
+            crate::interned::interned(HeaderValue::from(
+                u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+            ))
+        });
         Self {
             destination: destination.into(),
             timeout,

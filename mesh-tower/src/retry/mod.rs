@@ -159,22 +159,35 @@ impl RetryLayer {
     }
 }
 
-impl<S> tower_layer::Layer<S> for RetryLayer {
+impl<S: Clone> tower_layer::Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Retry<S> {
         Retry {
+            bound: Arc::new(Bound {
+                shared: self.shared.clone(),
+                spare: inner.clone(),
+            }),
             inner,
-            shared: self.shared.clone(),
         }
     }
 }
 
-/// Retries failed tries by the destination's retry policy.
+/// The policy with a copy of the inner service, shared by a layer's services and their
+/// futures: a request holds this one reference, and a retry clones the copy only when it
+/// is made, so a request that is not retried clones no service.
+#[derive(Debug)]
+struct Bound<S> {
+    shared: Arc<Shared>,
+    spare: S,
+}
+
+/// Retries failed tries by the destination's retry policy. The first try goes to the
+/// service itself; retries go to a copy of the service as it was when layered.
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
     inner: S,
-    shared: Arc<Shared>,
+    bound: Arc<Bound<S>>,
 }
 
 impl<S> Retry<S> {
@@ -212,13 +225,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<RequestBody>) -> RetryFuture<S> {
-        let shared = self.shared.clone();
+        let bound = self.bound.clone();
+        let shared = &bound.shared;
         let destination = &shared.destination;
         destination.budget.deposit(destination.clock.now());
         let request = destination.start_request();
-        // Keep the service that was polled ready for the first try; retries use the clone.
-        let cloned = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, cloned);
+        let inner = &mut self.inner;
         let policy = &shared.policy;
         let may_repeat = is_idempotent(req.method()) || policy.retry_non_idempotent;
 
@@ -231,6 +243,8 @@ where
                 policy.retry_on.should_retry(Outcome::ConnectFailure, false)
                     || policy.retry_on.should_retry(Outcome::RefusedStream, false)
             };
+        // The service a later first try (after buffering) or a retry is sent to.
+        let mut service = None;
         let (state, template, replay) = if !retryable {
             (State::calling(inner.call(req)), None, None)
         } else if let Some(replay) = req.body().try_clone() {
@@ -246,15 +260,20 @@ where
             let stream = req.body_mut().take_stream();
             let (parts, _) = req.into_parts();
             match stream {
-                Some(stream) => (
-                    State::Buffering {
-                        parts: Some(Box::new(parts)),
-                        stream: Some(stream),
-                        buf: BytesMut::new(),
-                    },
-                    None,
-                    None,
-                ),
+                Some(stream) => {
+                    // The service polled ready gets the first try once the body is read.
+                    let cloned = inner.clone();
+                    service = Some(std::mem::replace(inner, cloned));
+                    (
+                        State::Buffering {
+                            parts: Some(Box::new(parts)),
+                            stream: Some(stream),
+                            buf: BytesMut::new(),
+                        },
+                        None,
+                        None,
+                    )
+                }
                 None => {
                     let req = Request::from_parts(parts, RequestBody::empty());
                     (State::calling(inner.call(req)), None, None)
@@ -263,8 +282,8 @@ where
         };
         RetryFuture {
             state,
-            inner,
-            shared,
+            service,
+            bound,
             template,
             replay,
             retries: 0,
@@ -361,8 +380,9 @@ pin_project_lite::pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        inner: S,
-        shared: Arc<Shared>,
+        // Made when needed: the service of a first try after buffering, or of retries.
+        service: Option<S>,
+        bound: Arc<Bound<S>>,
         // Boxed: kept for replays only, and the layers above move this future.
         template: Option<Box<Template>>,
         replay: Option<RequestBody>,
@@ -384,7 +404,7 @@ where
             Request<RequestBody>,
             Response = Response<ResponseBody>,
             Error = MeshError,
-        >,
+        > + Clone,
 {
     type Output = Result<Response<ResponseBody>, MeshError>;
 
@@ -434,11 +454,11 @@ where
                         *this.replay = Some(replay);
                         body
                     };
-                    let Some(parts) = parts.take() else {
+                    let (Some(parts), Some(service)) = (parts.take(), this.service.as_mut()) else {
                         return Poll::Ready(Err(MeshError::polled_after_completion()));
                     };
                     // The service was polled ready by our caller before `call`.
-                    State::calling(this.inner.call(Request::from_parts(*parts, body)))
+                    State::calling(service.call(Request::from_parts(*parts, body)))
                 }
                 StateProj::Calling { future } => {
                     let result = ready!(future.as_mut().poll(cx));
@@ -453,7 +473,7 @@ where
                             None => return Poll::Ready(result),
                         },
                     };
-                    let shared = &**this.shared;
+                    let shared = &*this.bound.shared;
                     let policy = &shared.policy;
                     let destination = &shared.destination;
                     if this.template.is_none()
@@ -512,7 +532,9 @@ where
                     State::Ready { avoid: *avoid }
                 }
                 StateProj::Ready { avoid } => {
-                    ready!(this.inner.poll_ready(cx))?;
+                    let bound = &**this.bound;
+                    let service = this.service.get_or_insert_with(|| bound.spare.clone());
+                    ready!(service.poll_ready(cx))?;
                     let (Some(template), Some(replay)) =
                         (this.template.as_ref(), this.replay.as_ref())
                     else {
@@ -525,7 +547,7 @@ where
                     if let Some(addr) = *avoid {
                         req.extensions_mut().insert(AvoidEndpoint(addr));
                     }
-                    State::calling(this.inner.call(req))
+                    State::calling(service.call(req))
                 }
             };
             self.as_mut().project().state.set(next);

@@ -121,7 +121,7 @@ impl Telemetry {
         client_log: Option<AccessLog>,
         server_log: Option<AccessLog>,
     ) -> Self {
-        let encoded = interned(workload.encode());
+        let encoded = crate::interned::interned(workload.encode());
         let service_host = metrics::service_host(&workload, DEFAULT_CLUSTER_DOMAIN);
         Self {
             shared: Arc::new(Shared {
@@ -197,28 +197,4 @@ impl Upstream {
             subset: None,
         }
     }
-}
-
-/// The most peer-metadata values kept as static text (a process has a workload or a few).
-const MAX_INTERNED: usize = 64;
-
-/// `value` backed by static text: the peer-metadata header goes on every call and answer,
-/// and cloning a shared value would touch one reference count from every thread. Each
-/// distinct value is kept once for the life of the process (at most [`MAX_INTERNED`]; past
-/// that, values are used as they are).
-fn interned(value: HeaderValue) -> HeaderValue {
-    static SEEN: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let Ok(text) = value.to_str() else {
-        return value;
-    };
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = seen.iter().find(|s| **s == text) {
-        return HeaderValue::from_static(found);
-    }
-    if seen.len() >= MAX_INTERNED {
-        return value;
-    }
-    let text: &'static str = Box::leak(text.to_owned().into_boxed_str());
-    seen.push(text);
-    HeaderValue::from_static(text)
 }

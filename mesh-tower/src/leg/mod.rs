@@ -3,10 +3,13 @@
 //! A [`Backend`] is one destination host (or one subset of it) with its balancer; it is shared
 //! by every route that sends there. A [`Leg`] is the path one route takes to one backend:
 //! fault → mirror → request timeout → retry → hedge → per-try timeout → balance, configured
-//! by the backend's policy with the route's timeout and retries laid over it, plus the
-//! route's and destination's header operations and the consistent-hash key of the backend's
-//! policy.
+//! by the backend's policy with the route's timeout and retries laid over it (the layers a
+//! leg does not configure are left out, see [`stack`]), plus the route's and destination's
+//! header operations and the consistent-hash key of the backend's policy.
 
+mod stack;
+
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -20,38 +23,27 @@ use mesh_core::config::{HashKey, LoadBalancer, TrafficPolicy};
 use mesh_core::hash::{HashInput, RequestHash, request_hash};
 use mesh_core::route::{Fault, Headers, RouteRetries};
 use mesh_dns::EndpointWatch;
-use tower::ServiceBuilder;
+use thread_local::ThreadLocal;
 use tower_service::Service;
 
 use crate::balance::Balance;
 use crate::body::{RequestBody, ResponseBody};
-use crate::breaker::{Breaker, BreakerLayer};
+use crate::breaker::BreakerLayer;
 use crate::endpoint::EndpointTls;
-use crate::fault::{FaultLayer, FaultService};
-use crate::hedge::{Hedge, HedgeLayer};
-use crate::limit::{
-    ConcurrencyLimitLayer, ConcurrencyLimitService, RateLimitLayer, RateLimitService, Side,
-};
-use crate::local_reply::{LocalReplyLayer, LocalReplyService};
-use crate::mirror::{MirrorLayer, MirrorService};
-use crate::retry::{self, Retry, RetryLayer};
-use crate::telemetry::metrics::ClientMetrics;
-use crate::telemetry::trace::ClientTrace;
+use crate::fault::FaultLayer;
+use crate::hedge::HedgeLayer;
+use crate::limit::{ConcurrencyLimitLayer, RateLimitLayer, Side};
+use crate::mirror::MirrorLayer;
+use crate::retry::{self, RetryLayer};
 use crate::telemetry::{ClientMetricsLayer, ClientTraceLayer, Telemetry, Upstream};
-use crate::timeout::{Timeout, TimeoutLayer};
+use crate::timeout::TimeoutLayer;
+pub(crate) use stack::LegStack;
+use stack::{Extras, StackFuture};
 
 /// A request extension: the address of the caller the request is made for (a gateway sets
 /// it to the downstream peer), hashed by `useSourceIp`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SourceAddr(pub IpAddr);
-
-type Inner = RateLimitService<
-    ConcurrencyLimitService<
-        FaultService<MirrorService<Timeout<Retry<Hedge<Timeout<Breaker<Balance>>>>>>>,
-        ResponseBody,
-    >,
->;
-pub(crate) type LegStack = ClientTrace<ClientMetrics<LocalReplyService<Inner>>>;
 
 /// One destination host, or one subset of it, with its balancer and policy.
 pub(crate) struct Backend {
@@ -135,6 +127,10 @@ pub(crate) struct RouteSettings {
 pub(crate) struct Leg {
     pub(crate) backend: Arc<Backend>,
     stack: LegStack,
+    /// A copy of the stack for each thread that calls the leg: calling one does not touch
+    /// the reference counts every layer shares with the other threads, as a clone per call
+    /// would.
+    stacks: ThreadLocal<RefCell<LegStack>>,
     hash: Option<HashKey>,
     route_headers: Option<Arc<Headers>>,
     destination_headers: Option<Arc<Headers>>,
@@ -165,23 +161,23 @@ impl Leg {
             }
         }
         let name = backend.name.clone();
-        let stack = ServiceBuilder::new()
-            .layer(backend.trace.clone())
-            .layer(backend.metrics.clone())
-            .layer(LocalReplyLayer::new())
-            .layer(backend.rate_limit.clone())
-            .layer(backend.concurrency_limit.clone())
-            .layer(FaultLayer::new(name.clone(), settings.fault))
-            .layer(settings.mirror)
-            .layer(TimeoutLayer::request(name.clone(), policy.timeout))
-            .layer(RetryLayer::sharing(
-                policy.retries.clone(),
-                backend.retries.clone(),
-            ))
-            .layer(backend.hedge.clone())
-            .layer(TimeoutLayer::per_try(name, policy.retries.per_try_timeout))
-            .layer(backend.breaker.clone())
-            .service(backend.balance.clone());
+        let extras = Extras {
+            any: settings.fault.is_some()
+                || !settings.mirror.is_empty()
+                || policy.retries.per_try_timeout.is_some()
+                || policy.rate_limit.is_some()
+                || policy.concurrency_limit.is_some()
+                || backend.hedge.is_enabled(),
+            fault: FaultLayer::new(name.clone(), settings.fault),
+            mirror: settings.mirror,
+            per_try: TimeoutLayer::per_try(name.clone(), policy.retries.per_try_timeout),
+        };
+        let stack = LegStack::new(
+            &backend,
+            TimeoutLayer::request(name, policy.timeout),
+            RetryLayer::sharing(policy.retries.clone(), backend.retries.clone()),
+            extras,
+        );
         let hash = match &backend.policy.load_balancer {
             LoadBalancer::ConsistentHash(ch) => Some(ch.key.clone()),
             _ => None,
@@ -194,6 +190,7 @@ impl Leg {
             response_headers,
             backend,
             stack,
+            stacks: ThreadLocal::new(),
             hash,
             route_headers: settings.route_headers,
             destination_headers: settings.destination_headers,
@@ -237,12 +234,14 @@ impl Leg {
                 set_cookie,
             })
         });
-        let mut stack = self.stack.clone();
-        // Every layer of the stack is always ready.
-        LegFuture {
-            inner: stack.call(req),
-            after,
-        }
+        // Every layer of the stack is always ready. The thread's copy is borrowed only for
+        // the call itself; a call made from within one (none is) would use a clone.
+        let copy = self.stacks.get_or(|| RefCell::new(self.stack.clone()));
+        let inner = match copy.try_borrow_mut() {
+            Ok(mut stack) => stack.call(req),
+            Err(_) => self.stack.clone().call(req),
+        };
+        LegFuture { inner, after }
     }
 }
 
@@ -271,7 +270,7 @@ pin_project_lite::pin_project! {
     /// The response future of a leg.
     pub(crate) struct LegFuture {
         #[pin]
-        inner: <LegStack as Service<Request<RequestBody>>>::Future,
+        inner: StackFuture,
         after: Option<Box<After>>,
     }
 }
