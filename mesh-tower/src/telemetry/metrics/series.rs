@@ -187,7 +187,22 @@ impl Series {
 
     /// Records one request.
     pub(crate) fn record(&self, vary: &Vary<'_>, measures: Measures) {
-        let handles = self.handles(vary);
+        let mut hasher = xxhash_rust::xxh64::Xxh64::new(self.seed);
+        vary.hash(&mut hasher);
+        let hash = hasher.finish();
+        // A cached series is recorded through the map's own reference: nothing shared is
+        // cloned.
+        if let Some(found) = self.cached.load().get(&hash)
+            && found.key.matches(vary)
+        {
+            self.record_with(found, measures);
+            return;
+        }
+        let handles = self.handles(vary, hash);
+        self.record_with(&handles, measures);
+    }
+
+    fn record_with(&self, handles: &Handles, measures: Measures) {
         handles.requests.increment(1);
         handles.duration.record(measures.duration_ms);
         handles.request_bytes.record(measures.request_bytes as f64);
@@ -200,16 +215,9 @@ impl Series {
         }
     }
 
-    /// The handles of `vary`: cached, or registered now.
-    fn handles(&self, vary: &Vary<'_>) -> Arc<Handles> {
-        let mut hasher = xxhash_rust::xxh64::Xxh64::new(self.seed);
-        vary.hash(&mut hasher);
-        let hash = hasher.finish();
-        if let Some(found) = self.cached.load().get(&hash)
-            && found.key.matches(vary)
-        {
-            return found.clone();
-        }
+    /// The handles of `vary`, whose hash is `hash` and which was not cached: registered
+    /// now, and cached unless the cache is full.
+    fn handles(&self, vary: &Vary<'_>, hash: u64) -> Arc<Handles> {
         let handles = Arc::new(self.register(vary));
         let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
         let current = self.cached.load_full();
