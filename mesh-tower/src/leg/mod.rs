@@ -287,3 +287,69 @@ impl Future for LegFuture {
         Poll::Ready(Ok(response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use mesh_core::config::TrafficPolicy;
+    use mesh_core::endpoint::EndpointSet;
+    use mesh_core::hedge::HedgePolicy;
+    use mesh_core::ratelimit::TokenBucketConfig;
+    use mesh_core::route::Fault;
+    use mesh_dns::fixed_endpoints;
+
+    use super::{Backend, Leg, LegStack, RouteSettings};
+
+    fn leg(policy: &TrafficPolicy, settings: RouteSettings) -> Leg {
+        let endpoints = fixed_endpoints(EndpointSet::from_addrs(["127.0.0.1:9".parse().unwrap()]));
+        let backend = Backend::new(Arc::from("reviews:9080"), policy, endpoints, None);
+        Leg::new(Arc::new(backend), settings)
+    }
+
+    fn is_lean(leg: &Leg) -> bool {
+        matches!(leg.stack, LegStack::Lean(_))
+    }
+
+    #[tokio::test]
+    async fn a_leg_configuring_nothing_extra_gets_the_lean_stack() {
+        let policy = TrafficPolicy::default();
+        assert!(is_lean(&leg(&policy, RouteSettings::default())));
+        let routed = RouteSettings {
+            timeout: Some(Some(Duration::from_secs(2))),
+            ..RouteSettings::default()
+        };
+        assert!(is_lean(&leg(&policy, routed)));
+    }
+
+    #[tokio::test]
+    async fn each_layer_that_is_off_by_default_gives_the_full_stack() {
+        let default = TrafficPolicy::default();
+        let fault = RouteSettings {
+            fault: Some(Fault::default()),
+            ..RouteSettings::default()
+        };
+        assert!(!is_lean(&leg(&default, fault)));
+
+        let mut per_try = TrafficPolicy::default();
+        per_try.retries.per_try_timeout = Some(Duration::from_secs(1));
+        assert!(!is_lean(&leg(&per_try, RouteSettings::default())));
+
+        let mut limited = TrafficPolicy::default();
+        limited.rate_limit = Some(TokenBucketConfig {
+            max_tokens: 10,
+            tokens_per_fill: 1,
+            fill_interval: Duration::from_secs(1),
+        });
+        assert!(!is_lean(&leg(&limited, RouteSettings::default())));
+
+        let mut concurrency = TrafficPolicy::default();
+        concurrency.concurrency_limit = Some(8);
+        assert!(!is_lean(&leg(&concurrency, RouteSettings::default())));
+
+        let mut hedged = TrafficPolicy::default();
+        hedged.hedge = Some(HedgePolicy::default());
+        assert!(!is_lean(&leg(&hedged, RouteSettings::default())));
+    }
+}
