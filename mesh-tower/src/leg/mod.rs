@@ -336,20 +336,26 @@ mod tests {
         per_try.retries.per_try_timeout = Some(Duration::from_secs(1));
         assert!(!is_lean(&leg(&per_try, RouteSettings::default())));
 
-        let mut limited = TrafficPolicy::default();
-        limited.rate_limit = Some(TokenBucketConfig {
-            max_tokens: 10,
-            tokens_per_fill: 1,
-            fill_interval: Duration::from_secs(1),
-        });
+        let limited = TrafficPolicy {
+            rate_limit: Some(TokenBucketConfig {
+                max_tokens: 10,
+                tokens_per_fill: 1,
+                fill_interval: Duration::from_secs(1),
+            }),
+            ..TrafficPolicy::default()
+        };
         assert!(!is_lean(&leg(&limited, RouteSettings::default())));
 
-        let mut concurrency = TrafficPolicy::default();
-        concurrency.concurrency_limit = Some(8);
+        let concurrency = TrafficPolicy {
+            concurrency_limit: Some(8),
+            ..TrafficPolicy::default()
+        };
         assert!(!is_lean(&leg(&concurrency, RouteSettings::default())));
 
-        let mut hedged = TrafficPolicy::default();
-        hedged.hedge = Some(HedgePolicy::default());
+        let hedged = TrafficPolicy {
+            hedge: Some(HedgePolicy::default()),
+            ..TrafficPolicy::default()
+        };
         assert!(!is_lean(&leg(&hedged, RouteSettings::default())));
     }
 }
