@@ -10,6 +10,7 @@ use hyper_util::rt::TokioExecutor;
 use mesh::prelude::*;
 
 use crate::servers::BODY;
+use crate::tls_connector::TlsConnect;
 
 /// A client of one variant, shared by every caller task.
 pub(crate) enum Caller {
@@ -18,6 +19,13 @@ pub(crate) enum Caller {
         /// The client.
         client: Client<HttpConnector, Empty<Bytes>>,
         /// The server's (or the proxy's) URI.
+        uri: Uri,
+    },
+    /// A plain hyper-util pooled client over mutual TLS.
+    BareTls {
+        /// The client.
+        client: Client<TlsConnect, Empty<Bytes>>,
+        /// The TLS server's URI.
         uri: Uri,
     },
     /// A mesh client.
@@ -52,6 +60,11 @@ impl Caller {
                 .get(uri.clone())
                 .await
                 .map_err(|e| format!("bare client: {e}"))?
+                .map(ResponseBodyKind::Hyper),
+            Self::BareTls { client, uri } => client
+                .get(uri.clone())
+                .await
+                .map_err(|e| format!("bare TLS client: {e:?}"))?
                 .map(ResponseBodyKind::Hyper),
             Self::Mesh {
                 client,

@@ -10,9 +10,10 @@ use crate::variant::Variant;
 pub(crate) const USAGE: &str = "\
 cargo bench --bench load -- [options]
 
-  --variants LIST      comma-separated: bare, mesh-default, mesh-full, via=ADDR, via=LABEL@ADDR
-                       (default bare,mesh-default,mesh-full; bare is always added, as the
-                       ratios' reference)
+  --variants LIST      comma-separated: bare, bare-tls, mesh-default, mesh-full, via=ADDR,
+                       via=LABEL@ADDR (default bare,bare-tls,mesh-default,mesh-full; bare is
+                       always added, as the ratios' reference; mesh-full is also compared
+                       with bare-tls when both run)
   --concurrency LIST   callers in flight, comma-separated (default 1,16,64)
   --requests N         measured requests per variant, concurrency and round (default 10000)
   --warmup N           requests sent before measuring, in the same process (default 1000)
@@ -76,7 +77,12 @@ impl Options {
     /// Reads the harness's arguments (cargo's own `--bench` is ignored).
     pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
         let mut o = Options {
-            variants: vec![Variant::Bare, Variant::MeshDefault, Variant::MeshFull],
+            variants: vec![
+                Variant::Bare,
+                Variant::BareTls,
+                Variant::MeshDefault,
+                Variant::MeshFull,
+            ],
             concurrency: vec![1, 16, 64],
             requests: 10_000,
             warmup: 1_000,

@@ -4,6 +4,9 @@
 //! loopback with closed-loop callers at fixed concurrencies, for each variant:
 //!
 //! - `bare`: a plain hyper-util pooled client to a plain hyper server (the physical limit);
+//! - `bare-tls`: the same over mutual TLS (mesh-full's rustls configurations, development CA
+//!   and SPIFFE identities) to a plain hyper server behind a STRICT TLS acceptor, without
+//!   any mesh layer (the physical limit with mTLS);
 //! - `mesh-default`: `MeshClient` with its defaults (discovery through a DNS server the
 //!   harness starts, least-request balancing, a timeout, retries) to the same server;
 //! - `mesh-full`: everything on: mutual TLS both ways, a header-matched route with a weighted
@@ -16,8 +19,10 @@
 //! Every (round, concurrency, variant) runs in a fresh child process (the harness executes
 //! itself with `--worker`), so peak RSS is per variant and CPU time is the process's own,
 //! taken over the measured phase after a warm-up. Variants alternate within each round and
-//! the median of the rounds is reported, with ratios to `bare` of the same round.
+//! the median of the rounds is reported, with ratios to `bare` of the same round (and, for
+//! `mesh-full`, to `bare-tls` of the same round).
 
+mod bare_tls;
 mod caller;
 mod cli;
 #[path = "../support/discard.rs"]
@@ -29,6 +34,7 @@ mod ok_server;
 mod report;
 mod runner;
 mod servers;
+mod tls_connector;
 mod usage;
 mod variant;
 mod worker;

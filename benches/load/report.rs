@@ -1,4 +1,5 @@
-//! Medians over rounds, ratios to `bare` of the same round, and the table and JSON of them.
+//! Medians over rounds, ratios to `bare` of the same round (and mesh-full's to `bare-tls`),
+//! and the table and JSON of them.
 
 use std::fmt::Write as _;
 
@@ -6,6 +7,9 @@ use serde_json::{Value, json};
 
 use crate::cli::Options;
 use crate::variant::Variant;
+
+/// The label of the line under a `mesh-full` row with its ratios to `bare-tls`.
+const VS_BARE_TLS: &str = "  vs bare-tls";
 
 /// A figure of a round: its JSON key, the table's heading, decimals, and how it is read
 /// from a worker's figures.
@@ -113,10 +117,10 @@ impl Results {
         }
     }
 
-    fn bare(&self, concurrency: usize) -> Option<&Row> {
+    fn row(&self, variant: &Variant, concurrency: usize) -> Option<&Row> {
         self.rows
             .iter()
-            .find(|r| r.variant == Variant::Bare && r.concurrency == concurrency)
+            .find(|r| &r.variant == variant && r.concurrency == concurrency)
     }
 
     /// The median of `metric` over the rounds of `row`, and the median of its per-round
@@ -127,20 +131,40 @@ impl Results {
             .iter()
             .filter_map(|r| r.as_ref().ok().and_then(metric.read))
             .collect();
-        let ratios: Vec<f64> = match self.bare(row.concurrency) {
-            Some(bare) => row
-                .rounds
+        (median(values), self.ratio(row, &Variant::Bare, metric))
+    }
+
+    /// The median of the per-round ratio of `metric` of `row` to that of `reference` at
+    /// the same concurrency, when `reference` ran.
+    fn ratio(&self, row: &Row, reference: &Variant, metric: &Metric) -> Option<f64> {
+        let reference = self.row(reference, row.concurrency)?;
+        let ratios: Vec<f64> = row
+            .rounds
+            .iter()
+            .zip(&reference.rounds)
+            .filter_map(|(r, b)| {
+                let v = (metric.read)(r.as_ref().ok()?)?;
+                let b = (metric.read)(b.as_ref().ok()?)?;
+                (b > 0.0).then_some(v / b)
+            })
+            .collect();
+        median(ratios)
+    }
+
+    /// `mesh-full`'s ratios to `bare-tls` (the limit with mutual TLS), for its rows when
+    /// both ran.
+    fn vs_bare_tls(&self, row: &Row) -> Option<Vec<Option<f64>>> {
+        if row.variant != Variant::MeshFull
+            || self.row(&Variant::BareTls, row.concurrency).is_none()
+        {
+            return None;
+        }
+        Some(
+            METRICS
                 .iter()
-                .zip(&bare.rounds)
-                .filter_map(|(r, b)| {
-                    let v = (metric.read)(r.as_ref().ok()?)?;
-                    let b = (metric.read)(b.as_ref().ok()?)?;
-                    (b > 0.0).then_some(v / b)
-                })
+                .map(|m| self.ratio(row, &Variant::BareTls, m))
                 .collect(),
-            None => Vec::new(),
-        };
-        (median(values), median(ratios))
+        )
     }
 
     /// The table for stdout.
@@ -152,6 +176,14 @@ impl Results {
              (x.xx) = median per-round ratio to bare at the same concurrency",
             o.rounds, o.requests, o.warmup
         );
+        if o.variants.contains(&Variant::MeshFull) && o.variants.contains(&Variant::BareTls) {
+            let _ = writeln!(
+                out,
+                "the `{}` line under mesh-full: its median per-round ratios to bare-tls (the \
+                 limit with mutual TLS) at the same concurrency",
+                VS_BARE_TLS.trim()
+            );
+        }
         let _ = write!(out, "{:<16} {:>4}", "variant", "conc");
         for m in &METRICS {
             let _ = write!(out, " {:>18}", m.heading);
@@ -175,6 +207,14 @@ impl Results {
                 let _ = write!(out, " {cell:>18}");
             }
             let _ = writeln!(out, "  {}", errors_cell(row));
+            if let Some(ratios) = self.vs_bare_tls(row) {
+                let _ = write!(out, "{VS_BARE_TLS:<16} {:>4}", row.concurrency);
+                for r in ratios {
+                    let cell = r.map_or_else(|| "-".to_owned(), |r| format!("({r:.2})"));
+                    let _ = write!(out, " {cell:>18}");
+                }
+                let _ = writeln!(out);
+            }
             if let Some(note) = first_problem(row) {
                 notes.push(format!("{} at {}: {note}", row.variant, row.concurrency));
             }
@@ -217,6 +257,13 @@ impl Results {
                     medians.insert(m.key.to_owned(), json!(value));
                     ratios.insert(m.key.to_owned(), json!(ratio));
                 }
+                let vs_bare_tls = self.vs_bare_tls(row).map(|ratios| {
+                    METRICS
+                        .iter()
+                        .zip(ratios)
+                        .map(|(m, r)| (m.key.to_owned(), json!(r)))
+                        .collect::<serde_json::Map<_, _>>()
+                });
                 let rounds: Vec<Value> = row
                     .rounds
                     .iter()
@@ -230,6 +277,7 @@ impl Results {
                     "concurrency": row.concurrency,
                     "median": medians,
                     "ratio_to_bare": ratios,
+                    "ratio_to_bare_tls": vs_bare_tls,
                     "errors": errors(row),
                     "failed_rounds": row.rounds.iter().filter(|r| r.is_err()).count(),
                     "rounds": rounds,

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 pub(crate) enum Variant {
     /// A plain hyper-util pooled client to the plain server.
     Bare,
+    /// A plain hyper-util pooled client over mutual TLS to a plain hyper server behind a TLS
+    /// acceptor (the physical limit with mTLS).
+    BareTls,
     /// `MeshClient` with its defaults to the plain server.
     MeshDefault,
     /// Everything on, client and server.
@@ -22,17 +25,18 @@ pub(crate) enum Variant {
 }
 
 impl Variant {
-    /// Reads `bare`, `mesh-default`, `mesh-full`, `via=ADDR` or `via=LABEL@ADDR`.
+    /// Reads `bare`, `bare-tls`, `mesh-default`, `mesh-full`, `via=ADDR` or `via=LABEL@ADDR`.
     pub(crate) fn parse(s: &str) -> Result<Self, String> {
         match s {
             "bare" => return Ok(Self::Bare),
+            "bare-tls" => return Ok(Self::BareTls),
             "mesh-default" => return Ok(Self::MeshDefault),
             "mesh-full" => return Ok(Self::MeshFull),
             _ => {}
         }
         let Some(spec) = s.strip_prefix("via=") else {
             return Err(format!(
-                "unknown variant `{s}`: expected bare, mesh-default, mesh-full, via=ADDR or via=LABEL@ADDR"
+                "unknown variant `{s}`: expected bare, bare-tls, mesh-default, mesh-full, via=ADDR or via=LABEL@ADDR"
             ));
         };
         let (label, addr) = match spec.split_once('@') {
@@ -67,6 +71,7 @@ impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Bare => f.pad("bare"),
+            Self::BareTls => f.pad("bare-tls"),
             Self::MeshDefault => f.pad("mesh-default"),
             Self::MeshFull => f.pad("mesh-full"),
             Self::Via { label, .. } => f.pad(&format!("via={label}")),

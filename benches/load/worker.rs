@@ -8,6 +8,7 @@ use mesh::prelude::*;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::bare_tls::BareTls;
 use crate::caller::{Caller, uri};
 use crate::cli::WorkerOptions;
 use crate::drive::{Outcome, drive};
@@ -36,14 +37,23 @@ pub(crate) fn run(o: WorkerOptions) -> Result<(), String> {
 }
 
 async fn measure(o: &WorkerOptions) -> Result<Value, String> {
-    if o.variant != Variant::MeshFull {
+    if matches!(
+        o.variant,
+        Variant::Bare | Variant::MeshDefault | Variant::Via { .. }
+    ) {
         servers::plain(o.upstream).await?;
     }
     // What the variant needs alive while it runs.
     let mut dns = None;
     let mut full = None;
+    let mut bare_tls = None;
     let caller = match &o.variant {
         Variant::Bare => Caller::bare(o.upstream)?,
+        Variant::BareTls => {
+            let (setup, caller) = BareTls::start().await?;
+            bare_tls = Some(setup);
+            caller
+        }
         Variant::Via { addr, .. } => Caller::bare(*addr)?,
         Variant::MeshDefault => {
             // Discovery through DNS, least-request balancing, a timeout and retries.
@@ -95,14 +105,15 @@ async fn measure(o: &WorkerOptions) -> Result<Value, String> {
         }
         (Some(pid), ..) => return Err(format!("proxy process {pid} not found")),
     };
-    let evidence = match &full {
-        Some(full) => {
+    let evidence = match (&full, &bare_tls) {
+        (Some(full), _) => {
             let (spans, series) = full.evidence();
             json!({"spans_exported": spans, "istio_requests_total_series": series})
         }
-        None => Value::Null,
+        (None, Some(bare_tls)) => bare_tls.evidence(),
+        (None, None) => Value::Null,
     };
-    drop((dns, full));
+    drop((dns, full, bare_tls));
     Ok(figures(
         o,
         &warmup,
