@@ -34,6 +34,12 @@ impl Clock {
 
     /// Time since the origin.
     pub(crate) fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
+        self.at(Instant::now())
+    }
+
+    /// Time from the origin to `instant` (zero for an instant before it): for a caller
+    /// that has read the time already.
+    pub(crate) fn at(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.origin)
     }
 }

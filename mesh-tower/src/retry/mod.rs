@@ -228,7 +228,8 @@ where
         let bound = self.bound.clone();
         let shared = &bound.shared;
         let destination = &shared.destination;
-        destination.budget.deposit(destination.clock.now());
+        let now = tokio::time::Instant::now();
+        destination.budget.deposit(destination.clock.at(now));
         let request = destination.start_request();
         let inner = &mut self.inner;
         let policy = &shared.policy;
@@ -290,7 +291,7 @@ where
             may_repeat,
             _request: request,
             retry: None,
-            started: retryable.then(tokio::time::Instant::now),
+            started: retryable.then_some(now),
         }
     }
 }
