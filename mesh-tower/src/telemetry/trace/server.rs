@@ -141,7 +141,8 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
     let method = attributes::method(req.method());
     let peer = req.extensions().get::<Peer>();
     let tls = peer.is_some_and(|p| p.tls);
-    let mut attrs = Vec::with_capacity(10);
+    // Room for the attributes the response adds, so the span's list does not grow then.
+    let mut attrs = Vec::with_capacity(10 + attributes::RESPONSE_ATTRIBUTES);
     attrs.push(KeyValue::new("http.request.method", s(method)));
     attrs.push(KeyValue::new("url.path", req.uri().path().to_owned()));
     attrs.push(KeyValue::new(
@@ -174,7 +175,10 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
         s(attributes::protocol_version(req.version())),
     ));
     if let Some(peer) = peer {
-        attrs.push(KeyValue::new("client.address", peer.addr.ip().to_string()));
+        attrs.push(KeyValue::new(
+            "client.address",
+            attributes::ip_string(peer.addr.ip()),
+        ));
     }
     attrs.extend(attributes::user_agent(req.headers()));
     if let Some(id) = request_id.and_then(|v| v.to_str().ok()) {
