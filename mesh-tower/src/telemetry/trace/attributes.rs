@@ -98,6 +98,28 @@ pub(super) fn ip_string(ip: IpAddr) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
+/// The host and port of a plain `Host` value, `name[:port]` (letters, digits, `-` and `.`,
+/// a port of one to five digits), read without [`Authority`]'s parser (which copies the
+/// value); `None` for anything else, which that parser reads. The answer is the parser's.
+pub(super) fn plain_host_port(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match value.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (value, None),
+    };
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match port {
+        _ if !plain => None,
+        None => Some((host, None)),
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((host, p.parse().ok()))
+        }
+        Some(_) => None,
+    }
+}
+
 /// How many attributes [`record_response`] may add to a span.
 pub(super) const RESPONSE_ATTRIBUTES: usize = 3;
 
@@ -163,6 +185,42 @@ mod tests {
             let uri: Uri = uri.parse().unwrap();
             assert_eq!(url_full(&uri), uri.to_string(), "{uri:?}");
         }
+    }
+
+    #[test]
+    fn plain_host_port_answers_as_the_authority_parser() {
+        for value in [
+            "reviews",
+            "reviews:9080",
+            "Reviews.Default.svc:80",
+            "127.0.0.1:8080",
+            "a:00080",
+            "a:99999",
+            "a:",
+            ":80",
+            "a:1:2",
+            "[::1]:80",
+            "user@host:80",
+            "a b",
+            "a_b:80",
+            "a%41",
+            "a/b",
+            "",
+        ] {
+            let parsed = value
+                .parse::<Authority>()
+                .ok()
+                .map(|a| (a.host().to_owned(), a.port_u16()));
+            if let Some((host, port)) = plain_host_port(value) {
+                assert_eq!(Some((host.to_owned(), port)), parsed, "{value:?}");
+            }
+        }
+        assert_eq!(
+            plain_host_port("reviews:9080"),
+            Some(("reviews", Some(9080)))
+        );
+        assert_eq!(plain_host_port("a:99999"), Some(("a", None)));
+        assert_eq!(plain_host_port("[::1]:80"), None);
     }
 
     #[test]
