@@ -1,6 +1,7 @@
 //! `x-request-id`: kept when the caller sent a sane one, else a fresh UUID v4, as Envoy does,
 //! so one id follows a request through every service and access log.
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 
@@ -69,16 +70,26 @@ pub fn request_id_or_new<R: Rng + ?Sized>(
 /// Makes `headers` carry exactly one valid `x-request-id` (the incoming one when there is
 /// exactly one and it is valid) and answers it.
 pub fn ensure_request_id<R: Rng + ?Sized>(headers: &mut HeaderMap, rng: &mut R) -> HeaderValue {
-    let mut all = headers.get_all(&REQUEST_ID_NAME).iter();
-    if let (Some(v), None) = (all.next(), all.next())
-        && is_valid_request_id(v.as_bytes())
-    {
-        // Already the one valid id: nothing to write.
-        return v.clone();
+    // One lookup (one hash of the name) for reading and writing.
+    match headers.entry(&REQUEST_ID_NAME) {
+        Entry::Occupied(mut entry) => {
+            let mut all = entry.iter();
+            if let (Some(v), None) = (all.next(), all.next())
+                && is_valid_request_id(v.as_bytes())
+            {
+                // Already the one valid id: nothing to write.
+                return v.clone();
+            }
+            let id = new_request_id(rng);
+            entry.insert(id.clone());
+            id
+        }
+        Entry::Vacant(entry) => {
+            let id = new_request_id(rng);
+            entry.insert(id.clone());
+            id
+        }
     }
-    let id = new_request_id(rng);
-    headers.insert(REQUEST_ID_NAME.clone(), id.clone());
-    id
 }
 
 #[cfg(test)]
