@@ -1,6 +1,7 @@
 //! `x-request-id`: kept when the caller sent a sane one, else a fresh UUID v4, as Envoy does,
 //! so one id follows a request through every service and access log.
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::Rng;
 
@@ -27,19 +28,32 @@ pub fn is_valid_request_id(id: &[u8]) -> bool {
 /// A random (version 4) UUID in its lowercase hyphenated form, such as
 /// `0f8fad5b-d9cb-469f-a165-70867728950e`.
 pub fn uuid_v4<R: Rng + ?Sized>(rng: &mut R) -> String {
+    String::from_utf8_lossy(&uuid_v4_bytes(rng)).into_owned()
+}
+
+/// [`uuid_v4`] in a fixed buffer (made for every request without a request id).
+fn uuid_v4_bytes<R: Rng + ?Sized>(rng: &mut R) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b = [0u8; 16];
     rng.fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
+    let mut out = [b'-'; 36];
+    let mut at = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            at += 1;
         }
-        s.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(byte & 0x0f)]));
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
     }
-    s
+    out
+}
+
+/// A new request id: a [`uuid_v4`].
+fn new_request_id<R: Rng + ?Sized>(rng: &mut R) -> HeaderValue {
+    HeaderValue::from_bytes(&uuid_v4_bytes(rng)).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// The request id to use: `incoming` when valid, else a new [`uuid_v4`].
@@ -49,21 +63,33 @@ pub fn request_id_or_new<R: Rng + ?Sized>(
 ) -> HeaderValue {
     match incoming {
         Some(v) if is_valid_request_id(v.as_bytes()) => v.clone(),
-        _ => HeaderValue::try_from(uuid_v4(rng)).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        _ => new_request_id(rng),
     }
 }
 
 /// Makes `headers` carry exactly one valid `x-request-id` (the incoming one when there is
 /// exactly one and it is valid) and answers it.
 pub fn ensure_request_id<R: Rng + ?Sized>(headers: &mut HeaderMap, rng: &mut R) -> HeaderValue {
-    let mut all = headers.get_all(&REQUEST_ID_NAME).iter();
-    let incoming = match (all.next(), all.next()) {
-        (Some(v), None) => Some(v),
-        _ => None,
-    };
-    let id = request_id_or_new(incoming, rng);
-    headers.insert(REQUEST_ID_NAME.clone(), id.clone());
-    id
+    // One lookup (one hash of the name) for reading and writing.
+    match headers.entry(&REQUEST_ID_NAME) {
+        Entry::Occupied(mut entry) => {
+            let mut all = entry.iter();
+            if let (Some(v), None) = (all.next(), all.next())
+                && is_valid_request_id(v.as_bytes())
+            {
+                // Already the one valid id: nothing to write.
+                return v.clone();
+            }
+            let id = new_request_id(rng);
+            entry.insert(id.clone());
+            id
+        }
+        Entry::Vacant(entry) => {
+            let id = new_request_id(rng);
+            entry.insert(id.clone());
+            id
+        }
+    }
 }
 
 #[cfg(test)]

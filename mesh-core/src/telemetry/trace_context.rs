@@ -72,12 +72,9 @@ macro_rules! id_impl {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                // One write of the whole id: ids are formatted on every propagated call.
+                // One write of the whole id.
                 let mut buf = [0u8; 2 * $n];
-                for (i, b) in self.0.iter().enumerate() {
-                    buf[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
-                    buf[2 * i + 1] = HEX_DIGITS[usize::from(b & 0xf)];
-                }
+                write_hex(&self.0, &mut buf);
                 f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
             }
         }
@@ -86,6 +83,25 @@ macro_rules! id_impl {
 
 /// Lowercase hex digits by value.
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes `bytes` as lowercase hex digits into `out`, which is twice as long: ids are written
+/// on every propagated call, into fixed buffers rather than through `fmt`.
+fn write_hex(bytes: &[u8], out: &mut [u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
+    }
+}
+
+/// The length of a `traceparent` value of version `00`.
+const TRACEPARENT_LEN: usize = 55;
+/// The longest single `b3` value: `{32 hex}-{16 hex}-{state}-{16 hex}`.
+const B3_SINGLE_MAX_LEN: usize = 68;
+
+/// ASCII bytes as text (hex digits and dashes always are).
+fn ascii_string(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
 
 id_impl!(TraceId, 16);
 id_impl!(SpanId, 8);
@@ -184,28 +200,50 @@ impl TraceContext {
 
     /// The `traceparent` value: `00-{trace_id}-{span_id}-{flags}`, flags `01` when sampled.
     pub fn to_traceparent(&self) -> String {
-        let flags = if self.is_sampled() { "01" } else { "00" };
-        format!("00-{}-{}-{flags}", self.trace_id, self.span_id)
+        ascii_string(&self.traceparent_bytes())
+    }
+
+    /// [`to_traceparent`](Self::to_traceparent) in a fixed buffer; the trace id is at
+    /// `3..35` and the span id at `36..52`.
+    fn traceparent_bytes(&self) -> [u8; TRACEPARENT_LEN] {
+        let mut b = [b'-'; TRACEPARENT_LEN];
+        b[0] = b'0';
+        b[1] = b'0';
+        write_hex(&self.trace_id.0, &mut b[3..35]);
+        write_hex(&self.span_id.0, &mut b[36..52]);
+        b[53] = b'0';
+        b[54] = if self.is_sampled() { b'1' } else { b'0' };
+        b
     }
 
     /// The single `b3` value: `{trace}-{span}[-{1|0|d}[-{parent}]]` (the parent is only written
     /// after a sampling state, as the format requires).
     pub fn to_b3_single(&self) -> String {
-        let mut s = format!("{}-{}", self.trace_id, self.span_id);
+        let (b, len) = self.b3_single_bytes();
+        ascii_string(&b[..len])
+    }
+
+    /// [`to_b3_single`](Self::to_b3_single) in a fixed buffer, with its length.
+    fn b3_single_bytes(&self) -> ([u8; B3_SINGLE_MAX_LEN], usize) {
+        let mut b = [b'-'; B3_SINGLE_MAX_LEN];
+        write_hex(&self.trace_id.0, &mut b[..32]);
+        write_hex(&self.span_id.0, &mut b[33..49]);
         let state = if self.debug {
-            Some("d")
+            Some(b'd')
         } else {
-            self.sampled.map(|s| if s { "1" } else { "0" })
+            self.sampled.map(|s| if s { b'1' } else { b'0' })
         };
-        if let Some(state) = state {
-            s.push('-');
-            s.push_str(state);
-            if let Some(parent) = self.parent_span_id {
-                s.push('-');
-                s.push_str(&parent.to_string());
+        let Some(state) = state else {
+            return (b, 49);
+        };
+        b[50] = state;
+        match self.parent_span_id {
+            Some(parent) => {
+                write_hex(&parent.0, &mut b[52..68]);
+                (b, 68)
             }
+            None => (b, 51),
         }
-        s
     }
 }
 
@@ -331,36 +369,82 @@ pub fn parse_b3_single(value: &str) -> Option<B3Context> {
     }))
 }
 
-/// The one value of header `name`, as text: `None` when absent, repeated, or not text.
-fn single<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    if values.next().is_some() {
-        return None;
+/// The trace headers of a header map, found in one pass over its entries (comparing names,
+/// not hashing them: a lookup of each of the eight names hashes it, on every request): the
+/// first value of each, by index into [`NAMES`], and which are repeated.
+struct Found<'h> {
+    first: [Option<&'h HeaderValue>; 8],
+    repeated: u8,
+}
+
+impl<'h> Found<'h> {
+    fn scan(headers: &'h HeaderMap) -> Self {
+        let mut found = Found {
+            first: [None; 8],
+            repeated: 0,
+        };
+        for (name, value) in headers {
+            if let Some(i) = trace_header_index(name) {
+                match found.first[i] {
+                    Some(_) => found.repeated |= 1 << i,
+                    None => found.first[i] = Some(value),
+                }
+            }
+        }
+        found
     }
-    first.to_str().ok().map(trim_ows)
+
+    /// Whether header `i` is there at all.
+    fn has(&self, i: usize) -> bool {
+        self.first[i].is_some()
+    }
+
+    /// The one value of header `i`, as text: `None` when absent, repeated, or not text.
+    fn single(&self, i: usize) -> Option<&'h str> {
+        if self.repeated & (1 << i) != 0 {
+            return None;
+        }
+        self.first[i]?.to_str().ok().map(trim_ows)
+    }
+}
+
+/// The index into [`NAMES`] of a trace header.
+fn trace_header_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        TRACEPARENT => Some(W3C_PARENT),
+        TRACESTATE => Some(W3C_STATE),
+        B3 => Some(B3_SINGLE),
+        X_B3_TRACEID => Some(TRACE_ID),
+        X_B3_SPANID => Some(SPAN_ID),
+        X_B3_PARENTSPANID => Some(PARENT_SPAN_ID),
+        X_B3_SAMPLED => Some(SAMPLED),
+        X_B3_FLAGS => Some(FLAGS),
+        _ => None,
+    }
 }
 
 /// Parses the B3 multi headers. Trace and span ids go together (one without the other is
 /// invalid); `x-b3-sampled` is `1`, `0`, `true` or `false` (anything else leaves the decision
 /// open); `x-b3-flags: 1` is debug; an invalid parent span id is ignored.
 pub fn parse_b3_multi(headers: &HeaderMap) -> Option<B3Context> {
-    let sampled = match single(headers, &NAMES[SAMPLED]) {
+    b3_multi(&Found::scan(headers))
+}
+
+fn b3_multi(found: &Found<'_>) -> Option<B3Context> {
+    let sampled = match found.single(SAMPLED) {
         Some("1") | Some("true") => Some(true),
         Some("0") | Some("false") => Some(false),
         _ => None,
     };
-    let debug = single(headers, &NAMES[FLAGS]) == Some("1");
+    let debug = found.single(FLAGS) == Some("1");
     let sampled = if debug { Some(true) } else { sampled };
-    let trace = headers.get(&NAMES[TRACE_ID]);
-    let span = headers.get(&NAMES[SPAN_ID]);
-    if trace.is_none() && span.is_none() {
+    if !found.has(TRACE_ID) && !found.has(SPAN_ID) {
         return (sampled.is_some() || debug)
             .then_some(B3Context::SamplingOnly(SamplingOnly { sampled, debug }));
     }
-    let trace_id = b3_trace_id(single(headers, &NAMES[TRACE_ID])?)?;
-    let span_id = b3_span_id(single(headers, &NAMES[SPAN_ID])?)?;
-    let parent_span_id = single(headers, &NAMES[PARENT_SPAN_ID]).and_then(b3_span_id);
+    let trace_id = b3_trace_id(found.single(TRACE_ID)?)?;
+    let span_id = b3_span_id(found.single(SPAN_ID)?)?;
+    let parent_span_id = found.single(PARENT_SPAN_ID).and_then(b3_span_id);
     Some(B3Context::Context(TraceContext {
         trace_id,
         span_id,
@@ -386,31 +470,15 @@ pub enum Extracted {
 /// `b3` header, then the B3 multi headers; the first valid one wins. A sampling-only B3
 /// header is answered when no style carries a whole context.
 pub fn extract_any(headers: &HeaderMap) -> Extracted {
-    if let Some(mut ctx) = single(headers, &NAMES[W3C_PARENT]).and_then(parse_traceparent) {
-        let mut joined = String::new();
-        let mut text = true;
-        for value in headers.get_all(&NAMES[W3C_STATE]) {
-            match value.to_str() {
-                Ok(v) => {
-                    if !joined.is_empty() {
-                        joined.push(',');
-                    }
-                    joined.push_str(v);
-                }
-                Err(_) => text = false,
-            }
-        }
-        ctx.trace_state = if text {
-            parse_tracestate(&joined)
-        } else {
-            None
-        };
+    let found = Found::scan(headers);
+    if let Some(mut ctx) = found.single(W3C_PARENT).and_then(parse_traceparent) {
+        ctx.trace_state = trace_state(headers, &found);
         return Extracted::Context(ctx);
     }
     let mut sampling = None;
     for b3 in [
-        single(headers, &NAMES[B3_SINGLE]).and_then(parse_b3_single),
-        parse_b3_multi(headers),
+        found.single(B3_SINGLE).and_then(parse_b3_single),
+        b3_multi(&found),
     ]
     .into_iter()
     .flatten()
@@ -421,6 +489,23 @@ pub fn extract_any(headers: &HeaderMap) -> Extracted {
         }
     }
     sampling.map_or(Extracted::None, Extracted::SamplingOnly)
+}
+
+/// The valid `tracestate` of `headers` (every `tracestate` header joined by `,`); `None`
+/// when absent, invalid, or any is not text.
+fn trace_state(headers: &HeaderMap, found: &Found<'_>) -> Option<String> {
+    let first = found.first[W3C_STATE]?;
+    if found.repeated & (1 << W3C_STATE) == 0 {
+        return parse_tracestate(first.to_str().ok()?);
+    }
+    let mut joined = String::new();
+    for value in headers.get_all(&NAMES[W3C_STATE]) {
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(value.to_str().ok()?);
+    }
+    parse_tracestate(&joined)
 }
 
 /// The inbound trace context to continue, if any (see [`extract_any`] for the order).
@@ -540,42 +625,84 @@ const PARENT_SPAN_ID: usize = 5;
 const SAMPLED: usize = 6;
 const FLAGS: usize = 7;
 
-fn value(s: String) -> Option<HeaderValue> {
-    HeaderValue::try_from(s).ok()
-}
-
 /// Writes `ctx` (whose `span_id` is the new, outgoing span) into `headers` in every style of
 /// `styles`, after removing every trace header already there, so no stale context leaks on.
 pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMap) {
-    for name in &NAMES {
-        headers.remove(name);
-    }
-    let mut put = |name: &HeaderName, v: Option<HeaderValue>| {
-        if let Some(v) = v {
-            headers.insert(name.clone(), v);
-        }
-    };
-    if styles.contains(Propagation::W3c) {
-        put(&NAMES[W3C_PARENT], value(ctx.to_traceparent()));
-        if let Some(state) = &ctx.trace_state {
-            put(&NAMES[W3C_STATE], value(state.clone()));
+    let w3c = styles.contains(Propagation::W3c);
+    let b3_multi = styles.contains(Propagation::B3Multi);
+    // The headers written below (by `insert`, which replaces every earlier value) ...
+    let mut written = 0u8;
+    if w3c {
+        written |= 1 << W3C_PARENT;
+        if ctx.trace_state.is_some() {
+            written |= 1 << W3C_STATE;
         }
     }
     if styles.contains(Propagation::B3Single) {
-        put(&NAMES[B3_SINGLE], value(ctx.to_b3_single()));
+        written |= 1 << B3_SINGLE;
     }
-    if styles.contains(Propagation::B3Multi) {
-        put(&NAMES[TRACE_ID], value(ctx.trace_id.to_string()));
-        put(&NAMES[SPAN_ID], value(ctx.span_id.to_string()));
-        if let Some(parent) = ctx.parent_span_id {
-            put(&NAMES[PARENT_SPAN_ID], value(parent.to_string()));
+    if b3_multi {
+        written |= (1 << TRACE_ID) | (1 << SPAN_ID);
+        if ctx.parent_span_id.is_some() {
+            written |= 1 << PARENT_SPAN_ID;
         }
         if ctx.debug {
-            put(&NAMES[FLAGS], Some(HeaderValue::from_static("1")));
+            written |= 1 << FLAGS;
+        } else if ctx.sampled.is_some() {
+            written |= 1 << SAMPLED;
+        }
+    }
+    // ... and the others there, found by name without hashing, removed.
+    let found = Found::scan(headers);
+    let stale = (0..NAMES.len())
+        .filter(|&i| found.has(i))
+        .fold(0u8, |m, i| m | (1 << i))
+        & !written;
+    if stale != 0 {
+        for (i, name) in NAMES.iter().enumerate() {
+            if stale & (1 << i) != 0 {
+                headers.remove(name);
+            }
+        }
+    }
+    let mut put = |i: usize, v: &[u8]| {
+        match HeaderValue::from_bytes(v) {
+            Ok(v) => {
+                headers.insert(NAMES[i].clone(), v);
+            }
+            // Not a header value (a `trace_state` set by hand): not written, and the stale
+            // one not kept either.
+            Err(_) => {
+                headers.remove(&NAMES[i]);
+            }
+        }
+    };
+    // The traceparent carries both ids, as the B3 headers write them.
+    let traceparent = ctx.traceparent_bytes();
+    if w3c {
+        put(W3C_PARENT, &traceparent);
+        if let Some(state) = &ctx.trace_state {
+            put(W3C_STATE, state.as_bytes());
+        }
+    }
+    if styles.contains(Propagation::B3Single) {
+        let (b3, len) = ctx.b3_single_bytes();
+        put(B3_SINGLE, &b3[..len]);
+    }
+    if b3_multi {
+        put(TRACE_ID, &traceparent[3..35]);
+        put(SPAN_ID, &traceparent[36..52]);
+        if let Some(parent) = ctx.parent_span_id {
+            let mut hex = [0u8; 16];
+            write_hex(&parent.0, &mut hex);
+            put(PARENT_SPAN_ID, &hex);
+        }
+        if ctx.debug {
+            headers.insert(NAMES[FLAGS].clone(), HeaderValue::from_static("1"));
         } else if let Some(s) = ctx.sampled {
-            put(
-                &NAMES[SAMPLED],
-                Some(HeaderValue::from_static(if s { "1" } else { "0" })),
+            headers.insert(
+                NAMES[SAMPLED].clone(),
+                HeaderValue::from_static(if s { "1" } else { "0" }),
             );
         }
     }
@@ -823,6 +950,15 @@ mod tests {
         let mut h = headers(&[(TRACEPARENT, TP)]);
         inject(&ctx, PropagationSet::EMPTY, &mut h);
         assert!(h.is_empty());
+
+        // A trace state that is no header value is not written, and the stale one goes.
+        let mut odd = ctx.clone();
+        odd.trace_state = Some("a=1\n".into());
+        let mut h = headers(&[(TRACESTATE, "old=1"), (TRACEPARENT, TP), (TRACEPARENT, TP)]);
+        inject(&odd, PropagationSet::default(), &mut h);
+        assert_eq!(h.get(TRACESTATE), None);
+        assert_eq!(h.get_all(TRACEPARENT).iter().count(), 1);
+        assert_eq!(h[TRACEPARENT], ctx.to_traceparent().as_str());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! HTTP semantic-convention attributes of the client and server spans.
 
-use http::{HeaderMap, Method, StatusCode, Version};
+use std::net::IpAddr;
+
+use http::uri::Authority;
+use http::{HeaderMap, Method, StatusCode, Uri, Version};
 use opentelemetry::trace::Status;
 use opentelemetry::{KeyValue, Value};
 
@@ -38,6 +41,87 @@ pub(super) fn user_agent(headers: &HeaderMap) -> Option<KeyValue> {
     let ua = headers.get(http::header::USER_AGENT)?.to_str().ok()?;
     Some(KeyValue::new("user_agent.original", ua.to_owned()))
 }
+
+/// `url.full`: the URI as it displays, written without `fmt`.
+pub(super) fn url_full(uri: &Uri) -> String {
+    let scheme = uri.scheme_str();
+    let authority = uri.authority().map(Authority::as_str);
+    let path = uri.path();
+    let query = uri.query();
+    let mut out = String::with_capacity(
+        scheme.map_or(0, |s| s.len() + 3)
+            + authority.map_or(0, str::len)
+            + path.len()
+            + query.map_or(0, |q| q.len() + 1),
+    );
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = authority {
+        out.push_str(authority);
+    }
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// `client.address`: an IPv4 address written digit by digit (the common case; an IPv6
+/// one through `Display`).
+pub(super) fn ip_string(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    // Written in a buffer and copied once at its length: the attribute value keeps the
+    // string as a boxed `str`, which would reallocate a longer one.
+    let mut buf = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// The host and port of a plain `Host` value, `name[:port]` (letters, digits, `-` and `.`,
+/// a port of one to five digits), read without [`Authority`]'s parser (which copies the
+/// value); `None` for anything else, which that parser reads. The answer is the parser's.
+pub(super) fn plain_host_port(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match value.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (value, None),
+    };
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    match port {
+        _ if !plain => None,
+        None => Some((host, None)),
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((host, p.parse().ok()))
+        }
+        Some(_) => None,
+    }
+}
+
+/// How many attributes [`record_response`] may add to a span.
+pub(super) const RESPONSE_ATTRIBUTES: usize = 3;
 
 /// A static string value, without allocating.
 pub(super) fn s(v: &'static str) -> Value {
@@ -79,5 +163,83 @@ pub(super) fn record_failure(span: &mut ActiveSpan) {
     if span.is_recording() {
         span.set_attribute(KeyValue::new("error.type", s("_OTHER")));
         span.set_status(Status::error(""));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_full_is_the_display_form() {
+        for uri in [
+            "http://reviews.default.svc.cluster.local:9080/reviews/0?x=1&y",
+            "https://a/",
+            "/only/path?q",
+            "/",
+            "*",
+            "reviews:9080",
+            "http://a:1",
+            "http://a?",
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(url_full(&uri), uri.to_string(), "{uri:?}");
+        }
+    }
+
+    #[test]
+    fn plain_host_port_answers_as_the_authority_parser() {
+        for value in [
+            "reviews",
+            "reviews:9080",
+            "Reviews.Default.svc:80",
+            "127.0.0.1:8080",
+            "a:00080",
+            "a:99999",
+            "a:",
+            ":80",
+            "a:1:2",
+            "[::1]:80",
+            "user@host:80",
+            "a b",
+            "a_b:80",
+            "a%41",
+            "a/b",
+            "",
+        ] {
+            let parsed = value
+                .parse::<Authority>()
+                .ok()
+                .map(|a| (a.host().to_owned(), a.port_u16()));
+            if let Some((host, port)) = plain_host_port(value) {
+                assert_eq!(Some((host.to_owned(), port)), parsed, "{value:?}");
+            }
+        }
+        assert_eq!(
+            plain_host_port("reviews:9080"),
+            Some(("reviews", Some(9080)))
+        );
+        assert_eq!(plain_host_port("a:99999"), Some(("a", None)));
+        assert_eq!(plain_host_port("[::1]:80"), None);
+    }
+
+    #[test]
+    fn ip_string_is_the_display_form() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.100.199",
+            "::1",
+            "fe80::1:2",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_string(ip), ip.to_string());
+        }
+        for a in 0..=255u8 {
+            let ip = IpAddr::from([a, 255 - a, a / 3, a.wrapping_mul(7)]);
+            assert_eq!(ip_string(ip), ip.to_string());
+        }
     }
 }

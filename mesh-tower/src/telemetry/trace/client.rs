@@ -123,19 +123,20 @@ fn builder<B>(req: &Request<B>, upstream: &Upstream) -> SpanBuilder {
         0 => req.uri().port_u16(),
         p => Some(p),
     };
-    let mut attrs = Vec::with_capacity(6);
+    // Room for the attributes the response adds, so the span's list does not grow then.
+    let mut attrs = Vec::with_capacity(6 + attributes::RESPONSE_ATTRIBUTES);
     attrs.push(KeyValue::new("http.request.method", s(method)));
-    attrs.push(KeyValue::new("server.address", upstream.host.to_string()));
+    attrs.push(KeyValue::new("server.address", upstream.host.clone()));
     if let Some(port) = port {
         attrs.push(KeyValue::new("server.port", i64::from(port)));
     }
-    attrs.push(KeyValue::new("url.full", req.uri().to_string()));
+    attrs.push(KeyValue::new("url.full", attributes::url_full(req.uri())));
     attrs.push(KeyValue::new(
         "network.protocol.version",
         s(attributes::protocol_version(req.version())),
     ));
     if let Some(subset) = &upstream.subset {
-        attrs.push(KeyValue::new("mesh.upstream.subset", subset.to_string()));
+        attrs.push(KeyValue::new("mesh.upstream.subset", subset.clone()));
     }
     SpanBuilder::from_name(method)
         .with_kind(SpanKind::Client)

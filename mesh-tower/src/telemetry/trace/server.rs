@@ -141,7 +141,8 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
     let method = attributes::method(req.method());
     let peer = req.extensions().get::<Peer>();
     let tls = peer.is_some_and(|p| p.tls);
-    let mut attrs = Vec::with_capacity(10);
+    // Room for the attributes the response adds, so the span's list does not grow then.
+    let mut attrs = Vec::with_capacity(10 + attributes::RESPONSE_ATTRIBUTES);
     attrs.push(KeyValue::new("http.request.method", s(method)));
     attrs.push(KeyValue::new("url.path", req.uri().path().to_owned()));
     attrs.push(KeyValue::new(
@@ -153,20 +154,25 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
             None => "http",
         }),
     ));
-    let authority = req
+    let host = req
         .headers()
         .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        .or_else(|| req.uri().authority().cloned());
-    if let Some(authority) = &authority {
-        attrs.push(KeyValue::new("server.address", authority.host().to_owned()));
+        .and_then(|h| h.to_str().ok());
+    let parsed;
+    let (address, port) = match host.and_then(attributes::plain_host_port) {
+        Some((address, port)) => (Some(address), port),
+        None => {
+            parsed = host.and_then(|h| h.parse::<http::uri::Authority>().ok());
+            match parsed.as_ref().or_else(|| req.uri().authority()) {
+                Some(a) => (Some(a.host()), a.port_u16()),
+                None => (None, None),
+            }
+        }
+    };
+    if let Some(address) = address {
+        attrs.push(KeyValue::new("server.address", address.to_owned()));
     }
-    let port = authority
-        .as_ref()
-        .and_then(|a| a.port_u16())
-        .or_else(|| peer.map(|p| p.local.port()));
-    if let Some(port) = port {
+    if let Some(port) = port.or_else(|| peer.map(|p| p.local.port())) {
         attrs.push(KeyValue::new("server.port", i64::from(port)));
     }
     attrs.push(KeyValue::new(
@@ -174,7 +180,10 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
         s(attributes::protocol_version(req.version())),
     ));
     if let Some(peer) = peer {
-        attrs.push(KeyValue::new("client.address", peer.addr.ip().to_string()));
+        attrs.push(KeyValue::new(
+            "client.address",
+            attributes::ip_string(peer.addr.ip()),
+        ));
     }
     attrs.extend(attributes::user_agent(req.headers()));
     if let Some(id) = request_id.and_then(|v| v.to_str().ok()) {
