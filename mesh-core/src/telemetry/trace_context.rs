@@ -652,6 +652,8 @@ pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMa
             written |= 1 << SAMPLED;
         }
     }
+    // Room for them all at once: the map then grows at most once, not at each insert.
+    headers.reserve(written.count_ones() as usize);
     // ... and the others there, found by name without hashing, removed.
     let found = Found::scan(headers);
     let stale = (0..NAMES.len())
