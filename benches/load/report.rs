@@ -11,13 +11,23 @@ use crate::variant::Variant;
 /// The label of the line under a `mesh-full` row with its ratios to `bare-tls`.
 const VS_BARE_TLS: &str = "  vs bare-tls";
 
-/// A figure of a round: its JSON key, the table's heading, decimals, and how it is read
-/// from a worker's figures.
+/// A figure of a round: its JSON key, the table's heading, decimals, and how it is computed
+/// from a worker's figures when it is not the worker's figure of the same key.
 struct Metric {
     key: &'static str,
     heading: &'static str,
     decimals: usize,
-    read: fn(&Value) -> Option<f64>,
+    computed: Option<fn(&Value) -> Option<f64>>,
+}
+
+impl Metric {
+    /// The figure in a worker's figures `f`.
+    fn read(&self, f: &Value) -> Option<f64> {
+        match self.computed {
+            Some(compute) => compute(f),
+            None => f[self.key].as_f64(),
+        }
+    }
 }
 
 const METRICS: [Metric; 6] = [
@@ -25,37 +35,37 @@ const METRICS: [Metric; 6] = [
         key: "requests_per_s",
         heading: "req/s",
         decimals: 0,
-        read: |f| f["requests_per_s"].as_f64(),
+        computed: None,
     },
     Metric {
         key: "p50_us",
         heading: "p50 us",
         decimals: 1,
-        read: |f| f["p50_us"].as_f64(),
+        computed: None,
     },
     Metric {
         key: "p99_us",
         heading: "p99 us",
         decimals: 1,
-        read: |f| f["p99_us"].as_f64(),
+        computed: None,
     },
     Metric {
         key: "p999_us",
         heading: "p99.9 us",
         decimals: 1,
-        read: |f| f["p999_us"].as_f64(),
+        computed: None,
     },
     Metric {
         key: "cpu_s_per_100k",
         heading: "CPU s/100k",
         decimals: 2,
-        read: cpu_per_100k,
+        computed: Some(cpu_per_100k),
     },
     Metric {
         key: "peak_rss_mib",
         heading: "RSS MiB",
         decimals: 1,
-        read: rss_mib,
+        computed: Some(rss_mib),
     },
 ];
 
@@ -129,7 +139,7 @@ impl Results {
         let values: Vec<f64> = row
             .rounds
             .iter()
-            .filter_map(|r| r.as_ref().ok().and_then(metric.read))
+            .filter_map(|r| r.as_ref().ok().and_then(|f| metric.read(f)))
             .collect();
         (median(values), self.ratio(row, &Variant::Bare, metric))
     }
@@ -143,8 +153,8 @@ impl Results {
             .iter()
             .zip(&reference.rounds)
             .filter_map(|(r, b)| {
-                let v = (metric.read)(r.as_ref().ok()?)?;
-                let b = (metric.read)(b.as_ref().ok()?)?;
+                let v = metric.read(r.as_ref().ok()?)?;
+                let b = metric.read(b.as_ref().ok()?)?;
                 (b > 0.0).then_some(v / b)
             })
             .collect();

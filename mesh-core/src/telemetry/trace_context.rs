@@ -628,86 +628,66 @@ const FLAGS: usize = 7;
 /// Writes `ctx` (whose `span_id` is the new, outgoing span) into `headers` in every style of
 /// `styles`, after removing every trace header already there, so no stale context leaks on.
 pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMap) {
-    let w3c = styles.contains(Propagation::W3c);
-    let b3_multi = styles.contains(Propagation::B3Multi);
-    // The headers written below (by `insert`, which replaces every earlier value) ...
-    let mut written = 0u8;
-    if w3c {
-        written |= 1 << W3C_PARENT;
-        if ctx.trace_state.is_some() {
-            written |= 1 << W3C_STATE;
-        }
+    // The traceparent carries both ids, as the B3 headers write them.
+    let traceparent = ctx.traceparent_bytes();
+    let b3_single;
+    let mut parent = [0u8; 16];
+    // What each trace header becomes, by index into `NAMES`; `None` is removed if there.
+    let mut values: [Option<Written<'_>>; 8] = [None; 8];
+    if styles.contains(Propagation::W3c) {
+        values[W3C_PARENT] = Some(Written::Bytes(&traceparent));
+        values[W3C_STATE] = ctx
+            .trace_state
+            .as_deref()
+            .map(|s| Written::Bytes(s.as_bytes()));
     }
     if styles.contains(Propagation::B3Single) {
-        written |= 1 << B3_SINGLE;
+        b3_single = ctx.b3_single_bytes();
+        values[B3_SINGLE] = Some(Written::Bytes(&b3_single.0[..b3_single.1]));
     }
-    if b3_multi {
-        written |= (1 << TRACE_ID) | (1 << SPAN_ID);
-        if ctx.parent_span_id.is_some() {
-            written |= 1 << PARENT_SPAN_ID;
+    if styles.contains(Propagation::B3Multi) {
+        values[TRACE_ID] = Some(Written::Bytes(&traceparent[3..35]));
+        values[SPAN_ID] = Some(Written::Bytes(&traceparent[36..52]));
+        if let Some(id) = ctx.parent_span_id {
+            write_hex(&id.0, &mut parent);
+            values[PARENT_SPAN_ID] = Some(Written::Bytes(&parent));
         }
         if ctx.debug {
-            written |= 1 << FLAGS;
-        } else if ctx.sampled.is_some() {
-            written |= 1 << SAMPLED;
+            values[FLAGS] = Some(Written::Static("1"));
+        } else if let Some(s) = ctx.sampled {
+            values[SAMPLED] = Some(Written::Static(if s { "1" } else { "0" }));
         }
     }
     // Room for them all at once: the map then grows at most once, not at each insert.
-    headers.reserve(written.count_ones() as usize);
-    // ... and the others there, found by name without hashing, removed.
+    headers.reserve(values.iter().flatten().count());
+    // The headers there already, found by name without hashing.
     let found = Found::scan(headers);
-    let stale = (0..NAMES.len())
-        .filter(|&i| found.has(i))
-        .fold(0u8, |m, i| m | (1 << i))
-        & !written;
-    if stale != 0 {
-        for (i, name) in NAMES.iter().enumerate() {
-            if stale & (1 << i) != 0 {
+    let present: [bool; 8] = std::array::from_fn(|i| found.has(i));
+    for ((name, value), present) in NAMES.iter().zip(values).zip(present) {
+        let value = match value {
+            Some(Written::Bytes(bytes)) => HeaderValue::from_bytes(bytes).ok(),
+            Some(Written::Static(text)) => Some(HeaderValue::from_static(text)),
+            None => None,
+        };
+        match value {
+            // `insert` replaces every earlier value.
+            Some(value) => {
+                headers.insert(name.clone(), value);
+            }
+            // Stale, or not a header value (a `trace_state` set by hand): not kept.
+            None if present => {
                 headers.remove(name);
             }
+            None => {}
         }
     }
-    let mut put = |i: usize, v: &[u8]| {
-        match HeaderValue::from_bytes(v) {
-            Ok(v) => {
-                headers.insert(NAMES[i].clone(), v);
-            }
-            // Not a header value (a `trace_state` set by hand): not written, and the stale
-            // one not kept either.
-            Err(_) => {
-                headers.remove(&NAMES[i]);
-            }
-        }
-    };
-    // The traceparent carries both ids, as the B3 headers write them.
-    let traceparent = ctx.traceparent_bytes();
-    if w3c {
-        put(W3C_PARENT, &traceparent);
-        if let Some(state) = &ctx.trace_state {
-            put(W3C_STATE, state.as_bytes());
-        }
-    }
-    if styles.contains(Propagation::B3Single) {
-        let (b3, len) = ctx.b3_single_bytes();
-        put(B3_SINGLE, &b3[..len]);
-    }
-    if b3_multi {
-        put(TRACE_ID, &traceparent[3..35]);
-        put(SPAN_ID, &traceparent[36..52]);
-        if let Some(parent) = ctx.parent_span_id {
-            let mut hex = [0u8; 16];
-            write_hex(&parent.0, &mut hex);
-            put(PARENT_SPAN_ID, &hex);
-        }
-        if ctx.debug {
-            headers.insert(NAMES[FLAGS].clone(), HeaderValue::from_static("1"));
-        } else if let Some(s) = ctx.sampled {
-            headers.insert(
-                NAMES[SAMPLED].clone(),
-                HeaderValue::from_static(if s { "1" } else { "0" }),
-            );
-        }
-    }
+}
+
+/// A trace header's new value: bytes to copy, or static text.
+#[derive(Clone, Copy)]
+enum Written<'a> {
+    Bytes(&'a [u8]),
+    Static(&'static str),
 }
 
 #[cfg(test)]
