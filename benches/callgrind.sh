@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request of the bare client, mesh-default and mesh-full, counted by
+# Instructions per request of the bare client, bare-tls, mesh-default and mesh-full, counted by
 # callgrind: the load harness's worker runs each variant at concurrency 1 on a
 # current-thread runtime, once with N requests and once with 2N, so that everything done
 # once (process start, certificates, servers, warm-up) cancels:
@@ -12,7 +12,7 @@ set -euo pipefail
 
 N="${1:-2000}"
 WARMUP=200
-VARIANTS=(bare mesh-default mesh-full)
+VARIANTS=(bare bare-tls mesh-default mesh-full)
 cd "$(dirname "$0")/.."
 
 command -v valgrind >/dev/null || { echo "valgrind is required" >&2; exit 1; }
@@ -37,13 +37,20 @@ instructions() {
     grep -E '^==[0-9]+== Collected : ' "$log" | awk '{print $NF}'
 }
 
-printf '%-14s %16s %16s %14s %10s\n' variant "Ir(N=$N)" "Ir(2N)" "Ir/request" "vs bare"
+printf '%-14s %16s %16s %14s %10s %12s\n' variant "Ir(N=$N)" "Ir(2N)" "Ir/request" "vs bare" "vs bare-tls"
 bare_per=""
+tls_per=""
 for variant in "${VARIANTS[@]}"; do
     one="$(instructions "$variant" "$N")"
     two="$(instructions "$variant" "$((2 * N))")"
     per=$(( (two - one) / N ))
     [ -n "$bare_per" ] || bare_per="$per"
+    [ "$variant" != bare-tls ] || tls_per="$per"
     ratio="$(awk -v a="$per" -v b="$bare_per" 'BEGIN { printf "%.2f", a / b }')"
-    printf '%-14s %16s %16s %14s %10s\n' "$variant" "$one" "$two" "$per" "$ratio"
+    # mesh-full is the TLS variant, so it is also compared with bare-tls.
+    vs_tls="-"
+    if [ "$variant" = mesh-full ] && [ -n "$tls_per" ]; then
+        vs_tls="$(awk -v a="$per" -v b="$tls_per" 'BEGIN { printf "%.2f", a / b }')"
+    fi
+    printf '%-14s %16s %16s %14s %10s %12s\n' "$variant" "$one" "$two" "$per" "$ratio" "$vs_tls"
 done
