@@ -232,12 +232,15 @@ impl Balance {
             State::Pending => {
                 let mut ready = shared.ready.subscribe();
                 return BalanceFuture::from(BalanceState::Waiting {
-                    wait: Box::pin(async move {
-                        // An error means the balancer is gone; the retry below fails cleanly.
-                        let _ = ready.wait_for(|r| *r).await;
+                    waiting: Box::new(Waiting {
+                        wait: Box::pin(async move {
+                            // An error means the balancer is gone; the retry below fails
+                            // cleanly.
+                            let _ = ready.wait_for(|r| *r).await;
+                        }),
+                        request: Some(req),
+                        balance: self.clone(),
                     }),
-                    request: Some(req),
-                    balance: self.clone(),
                 });
             }
             State::Unresolved(reason) => reason.clone(),
@@ -470,11 +473,10 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = BalanceProj]
     enum BalanceState {
-        /// Waiting for the first answer of discovery.
+        /// Waiting for the first answer of discovery; boxed, as it holds the request and
+        /// is rare, while the layers above move this future.
         Waiting {
-            wait: Pin<Box<dyn Future<Output = ()> + Send>>,
-            request: Option<Request<RequestBody>>,
-            balance: Balance,
+            waiting: Box<Waiting>,
         },
         /// Sent to an endpoint; its answer is observed for outlier detection.
         Calling {
@@ -487,6 +489,13 @@ pin_project_lite::pin_project! {
             error: Option<MeshError>,
         },
     }
+}
+
+/// A try waiting for the first answer of discovery.
+struct Waiting {
+    wait: Pin<Box<dyn Future<Output = ()> + Send>>,
+    request: Option<Request<RequestBody>>,
+    balance: Balance,
 }
 
 /// Observes a try's answer for outlier detection; a try dropped because its per-try timeout
@@ -536,11 +545,12 @@ impl Future for BalanceFuture {
                 BalanceProj::Failed { error } => {
                     return Poll::Ready(Err(MeshError::take(error)));
                 }
-                BalanceProj::Waiting {
-                    wait,
-                    request,
-                    balance,
-                } => {
+                BalanceProj::Waiting { waiting } => {
+                    let Waiting {
+                        wait,
+                        request,
+                        balance,
+                    } = &mut **waiting;
                     ready!(wait.as_mut().poll(cx));
                     match request.take() {
                         Some(req) => {

@@ -209,7 +209,7 @@ where
                 BreakerFuture {
                     state: State::Waiting {
                         slot,
-                        then: Some((inner, req)),
+                        then: Some(Box::new((inner, req))),
                     },
                 }
             }
@@ -251,7 +251,8 @@ pin_project_lite::pin_project! {
         Waiting {
             #[pin]
             slot: oneshot::Receiver<Permit>,
-            then: Option<(S, Request<B>)>,
+            // Boxed: rare, and the layers above move this future.
+            then: Option<Box<(S, Request<B>)>>,
         },
         Calling {
             #[pin]
@@ -293,7 +294,7 @@ where
             let next = match state.as_mut().project() {
                 StateProj::Waiting { slot, then } => {
                     let permit = ready!(slot.poll(cx)).ok();
-                    match (permit, then.take()) {
+                    match (permit, then.take().map(|then| *then)) {
                         (Some(permit), Some((mut inner, req))) => State::Calling {
                             future: inner.call(req),
                             permit: Some(permit),

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,6 @@ use mesh_core::name::{NameError, Target, qualify};
 use mesh_core::route::{Headers, HttpRoute, RouteAction, Split, VirtualService};
 use mesh_core::{ConfigError, EndpointSet, Resolution};
 use mesh_dns::{Discover, DnsDiscovery, EndpointWatch, fixed_endpoints};
-use xxhash_rust::xxh64::Xxh64Builder;
 
 use crate::BoxError;
 use crate::admin::ClusterStatus;
@@ -201,11 +201,45 @@ struct Inner {
     virtual_hosts: Vec<VirtualHost>,
     /// Hosts by the authority callers wrote; read on every request without a lock.
     /// (xxh64 with a seed of the client: the lookup runs on every request.)
-    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>, Xxh64Builder>>,
+    by_authority: ArcSwap<HashMap<Box<str>, Arc<Destination>, OneShotXxh64>>,
     /// Hosts by qualified target, so every spelling of a name shares one host.
     hosts: Mutex<HashMap<Target, Arc<Destination>>>,
     /// Backends by qualified target and subset, shared by every route that sends there.
     backends: Mutex<HashMap<BackendKey, Arc<Backend>>>,
+}
+
+/// Hashes an authority with one call of seeded xxh64 rather than streaming it through
+/// xxh64's buffer: a `str` is one write (and a terminator byte, mixed in by a multiply).
+#[derive(Clone, Copy, Debug)]
+struct OneShotXxh64 {
+    seed: u64,
+}
+
+impl BuildHasher for OneShotXxh64 {
+    type Hasher = OneShotHasher;
+
+    fn build_hasher(&self) -> OneShotHasher {
+        OneShotHasher { hash: self.seed }
+    }
+}
+
+/// The hasher of [`OneShotXxh64`].
+struct OneShotHasher {
+    hash: u64,
+}
+
+impl Hasher for OneShotHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.hash = xxhash_rust::xxh64::xxh64(bytes, self.hash);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.hash = (self.hash ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// What requests to one qualified host meet.
@@ -470,9 +504,9 @@ impl Inner {
             identity,
             policies,
             virtual_hosts,
-            by_authority: ArcSwap::from_pointee(HashMap::with_hasher(Xxh64Builder::new(
-                rand::random(),
-            ))),
+            by_authority: ArcSwap::from_pointee(HashMap::with_hasher(OneShotXxh64 {
+                seed: rand::random(),
+            })),
             hosts: Mutex::default(),
             backends: Mutex::default(),
         })

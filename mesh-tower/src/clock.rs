@@ -1,5 +1,6 @@
 //! Time for the pure logic in mesh-core, which takes a `Duration` since an origin.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -34,7 +35,7 @@ impl Clock {
 
     /// Time since the origin.
     pub(crate) fn now(&self) -> Duration {
-        self.at(Instant::now())
+        self.at(now())
     }
 
     /// Time from the origin to `instant` (zero for an instant before it): for a caller
@@ -42,4 +43,30 @@ impl Clock {
     pub(crate) fn at(&self, instant: Instant) -> Duration {
         instant.saturating_duration_since(self.origin)
     }
+}
+
+thread_local! {
+    /// The time read once for the call in progress through a stack, if any.
+    static CALL_TIME: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The time now; within [`at`], the time read for the call in progress: the layers one call
+/// passes through (in the same instant, as far as their decisions go) share one clock read.
+pub(crate) fn now() -> Instant {
+    CALL_TIME.with(Cell::get).unwrap_or_else(Instant::now)
+}
+
+/// Calls `f` with [`now`] answering `time` (on this thread, until `f` returns).
+pub(crate) fn at<R>(time: Instant, f: impl FnOnce() -> R) -> R {
+    /// Puts back the time of an enclosing call, even if `f` unwinds.
+    struct Restore(Option<Instant>);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CALL_TIME.with(|t| t.set(self.0));
+        }
+    }
+
+    let _restore = Restore(CALL_TIME.with(|t| t.replace(Some(time))));
+    f()
 }

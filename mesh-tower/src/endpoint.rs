@@ -21,7 +21,7 @@ use http::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::balance::EndpointStats;
-use mesh_core::config::{Protocol, TrafficPolicy};
+use mesh_core::config::{LoadBalancer, Protocol, TrafficPolicy};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -53,6 +53,8 @@ pub(crate) struct EndpointSettings {
     pub(crate) max_requests_per_connection: Option<NonZeroU32>,
     /// TLS, when connections are secured; `None` is plaintext.
     pub(crate) tls: Option<EndpointTls>,
+    /// Whether response times are observed: only a peak-EWMA balancer reads them.
+    pub(crate) track_rtt: bool,
 }
 
 impl EndpointSettings {
@@ -70,6 +72,7 @@ impl EndpointSettings {
                 .unwrap_or(DEFAULT_IDLE_TIMEOUT),
             max_requests_per_connection: pool.max_requests_per_connection.and_then(NonZeroU32::new),
             tls,
+            track_rtt: matches!(policy.load_balancer, LoadBalancer::PeakEwma(_)),
         }
     }
 }
@@ -145,7 +148,7 @@ impl EndpointClient {
             in_flight: Some(InFlight {
                 endpoint: self.clone(),
             }),
-            started: Instant::now(),
+            started: crate::clock::now(),
             clock,
         }
     }
@@ -194,18 +197,24 @@ impl Future for EndpointFuture {
         let Some(in_flight) = this.in_flight.take() else {
             return Poll::Pending;
         };
-        let stats = &in_flight.endpoint.stats;
-        let now = this.clock.now();
+        let endpoint = &in_flight.endpoint;
+        let stats = &endpoint.stats;
         match result {
             Ok(response) => {
                 stats.on_connect_success();
-                stats.observe_rtt(now, this.started.elapsed());
+                if endpoint.settings.track_rtt {
+                    let instant = Instant::now();
+                    stats.observe_rtt(
+                        this.clock.at(instant),
+                        instant.saturating_duration_since(*this.started),
+                    );
+                }
                 Poll::Ready(Ok(response.map(|b| ResponseBody::upstream(b, in_flight))))
             }
             Err(err) => {
                 let err = MeshError::from_client(in_flight.addr(), err);
                 if matches!(err, MeshError::Connect { .. }) {
-                    stats.on_connect_failure(now);
+                    stats.on_connect_failure(this.clock.now());
                 }
                 tracing::debug!(endpoint = %in_flight.addr(), error = %err, "try failed");
                 Poll::Ready(Err(err))

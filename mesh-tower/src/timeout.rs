@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderValue, Request};
 use mesh_core::deadline::{self, DEADLINE_HEADER, Deadline};
 use tokio::time::{Instant, Sleep};
@@ -155,7 +156,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let now = Instant::now();
+        let now = crate::clock::now();
         let mut fired = None;
         let timeout = match self.layer.kind {
             Kind::Request => {
@@ -167,13 +168,17 @@ where
                 };
                 let headers = req.headers_mut();
                 match (&self.layer.header, timeout) {
-                    // The common case: the configured timeout, its value ready.
+                    // The common case: the configured timeout, its value ready, and no time
+                    // left written already.
                     (Some(value), Some(t))
-                        if Some(t) == self.layer.timeout
-                            && !headers.contains_key(&DEADLINE_HEADER)
-                            && !deadline::is_grpc(headers) =>
+                        if Some(t) == self.layer.timeout && !deadline::is_grpc(headers) =>
                     {
-                        headers.insert(DEADLINE_HEADER, value.clone());
+                        match headers.entry(DEADLINE_HEADER) {
+                            Entry::Vacant(entry) => {
+                                entry.insert(value.clone());
+                            }
+                            Entry::Occupied(_) => write_time_left(headers, t),
+                        }
                     }
                     (_, Some(t)) => write_time_left(headers, t),
                     (_, None) => {}
@@ -194,37 +199,36 @@ where
         if timeout == Some(Duration::ZERO) && self.layer.kind == Kind::Request {
             // The inbound deadline has passed: fail without sending.
             return TimeoutFuture {
-                inner: None,
-                sleep: None,
-                timeout: Duration::ZERO,
-                fired: None,
-                destination: self.layer.destination.clone(),
-                kind: self.layer.kind,
+                timed: Box::pin(Timed {
+                    inner: None,
+                    sleep: None,
+                    deadline: None,
+                    timeout: Duration::ZERO,
+                    fired: None,
+                    destination: self.layer.destination.clone(),
+                    kind: self.layer.kind,
+                }),
             };
         }
         TimeoutFuture {
-            inner: Some(self.inner.call(req)),
-            sleep: timeout.map(|t| Box::pin(tokio::time::sleep_until(now + t))),
-            timeout: timeout.unwrap_or_default(),
-            fired,
-            destination: self.layer.destination.clone(),
-            kind: self.layer.kind,
+            timed: Box::pin(Timed {
+                inner: Some(self.inner.call(req)),
+                sleep: None,
+                deadline: timeout.map(|t| now + t),
+                timeout: timeout.unwrap_or_default(),
+                fired,
+                destination: self.layer.destination.clone(),
+                kind: self.layer.kind,
+            }),
         }
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response future of [`Timeout`].
-    pub struct TimeoutFuture<F> {
-        #[pin]
-        inner: Option<F>,
-        // Boxed: a timer is large and most layers above would move it with the future.
-        sleep: Option<Pin<Box<Sleep>>>,
-        timeout: Duration,
-        fired: Option<Arc<AtomicBool>>,
-        destination: Arc<str>,
-        kind: Kind,
-    }
+/// The response future of [`Timeout`].
+pub struct TimeoutFuture<F> {
+    // Boxed with its timer: the stack below is large (the retry layer holds its future in
+    // place), and the layers above move this future. One allocation holds both.
+    timed: Pin<Box<Timed<F>>>,
 }
 
 impl<F, T> Future for TimeoutFuture<F>
@@ -233,16 +237,49 @@ where
 {
     type Output = Result<T, MeshError>;
 
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.timed.as_mut().poll(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future with its timeout.
+    struct Timed<F> {
+        #[pin]
+        inner: Option<F>,
+        // Made when the inner future first waits: one that answers at once needs no timer.
+        #[pin]
+        sleep: Option<Sleep>,
+        deadline: Option<Instant>,
+        timeout: Duration,
+        fired: Option<Arc<AtomicBool>>,
+        destination: Arc<str>,
+        kind: Kind,
+    }
+}
+
+impl<F, T> Future for Timed<F>
+where
+    F: Future<Output = Result<T, MeshError>>,
+{
+    type Output = Result<T, MeshError>;
+
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Some(inner) = this.inner.as_pin_mut() {
             if let Poll::Ready(out) = inner.poll(cx) {
                 return Poll::Ready(out);
             }
-            let Some(sleep) = this.sleep.as_mut().map(|s| s.as_mut()) else {
+            let Some(deadline) = *this.deadline else {
                 return Poll::Pending;
             };
-            if sleep.poll(cx).is_pending() {
+            if this.sleep.is_none() {
+                this.sleep.set(Some(tokio::time::sleep_until(deadline)));
+            }
+            if let Some(sleep) = this.sleep.as_pin_mut()
+                && sleep.poll(cx).is_pending()
+            {
                 return Poll::Pending;
             }
         }

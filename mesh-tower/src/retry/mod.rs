@@ -29,7 +29,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use mesh_core::breaker::RetryLimits;
@@ -228,7 +228,7 @@ where
         let bound = self.bound.clone();
         let shared = &bound.shared;
         let destination = &shared.destination;
-        let now = tokio::time::Instant::now();
+        let now = crate::clock::now();
         destination.budget.deposit(destination.clock.at(now));
         let request = destination.start_request();
         let inner = &mut self.inner;
@@ -249,7 +249,7 @@ where
         let (state, template, replay) = if !retryable {
             (State::calling(inner.call(req)), None, None)
         } else if let Some(replay) = req.body().try_clone() {
-            let template = Box::new(Template::of(&req));
+            let template = Template::of(&req);
             (
                 State::calling(inner.call(req)),
                 Some(template),
@@ -306,7 +306,9 @@ pub(crate) struct Template {
     method: http::Method,
     uri: http::Uri,
     version: http::Version,
-    headers: HeaderMap,
+    /// The headers in order, each value with its name: a copy in one allocation (a header
+    /// map takes two), made for every request that may be retried; a retry builds the map.
+    headers: Vec<(HeaderName, HeaderValue)>,
     extensions: http::Extensions,
 }
 
@@ -316,7 +318,7 @@ impl Template {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
-            headers: req.headers().clone(),
+            headers: copy_headers(req.headers()),
             extensions: req.extensions().clone(),
         }
     }
@@ -326,7 +328,7 @@ impl Template {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             version: parts.version,
-            headers: parts.headers.clone(),
+            headers: copy_headers(&parts.headers),
             extensions: parts.extensions.clone(),
         }
     }
@@ -336,10 +338,21 @@ impl Template {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
+        let headers = req.headers_mut();
+        headers.reserve(self.headers.len());
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
         *req.extensions_mut() = self.extensions.clone();
         req
     }
+}
+
+/// Every value of `headers` with its name, in the order the map sends them.
+fn copy_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    let mut copy = Vec::with_capacity(headers.len());
+    copy.extend(headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+    copy
 }
 
 pin_project_lite::pin_project! {
@@ -351,9 +364,10 @@ pin_project_lite::pin_project! {
             stream: Option<UnsyncBoxBody<Bytes, BoxError>>,
             buf: BytesMut,
         },
-        // Boxed: the stack below is large, and every layer above would otherwise move it.
+        // In place: the request timeout above boxes this future (with its timer).
         Calling {
-            future: Pin<Box<F>>,
+            #[pin]
+            future: F,
         },
         Backoff {
             sleep: Pin<Box<Sleep>>,
@@ -367,9 +381,7 @@ pin_project_lite::pin_project! {
 
 impl<F> State<F> {
     fn calling(future: F) -> Self {
-        State::Calling {
-            future: Box::pin(future),
-        }
+        State::Calling { future }
     }
 }
 
@@ -384,8 +396,8 @@ pin_project_lite::pin_project! {
         // Made when needed: the service of a first try after buffering, or of retries.
         service: Option<S>,
         bound: Arc<Bound<S>>,
-        // Boxed: kept for replays only, and the layers above move this future.
-        template: Option<Box<Template>>,
+        // Kept for replays only.
+        template: Option<Template>,
         replay: Option<RequestBody>,
         retries: u32,
         may_repeat: bool,
@@ -451,7 +463,7 @@ where
                     } else {
                         let replay = RequestBody::buffered(prefix, trailers);
                         let body = replay.try_clone().unwrap_or_default();
-                        *this.template = Some(Box::new(Template::of_parts(p)));
+                        *this.template = Some(Template::of_parts(p));
                         *this.replay = Some(replay);
                         body
                     };
@@ -462,7 +474,7 @@ where
                     State::calling(service.call(Request::from_parts(*parts, body)))
                 }
                 StateProj::Calling { future } => {
-                    let result = ready!(future.as_mut().poll(cx));
+                    let result = ready!(future.poll(cx));
                     *this.retry = None;
                     let outcome = match &result {
                         Ok(resp) => Outcome::Response {
