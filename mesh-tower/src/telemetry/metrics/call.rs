@@ -45,6 +45,8 @@ struct LogFields {
     upstream_cluster: Option<String>,
     downstream_local: Option<SocketAddr>,
     downstream_remote: Option<SocketAddr>,
+    upstream_ms: Option<u64>,
+    details: Option<&'static str>,
 }
 
 fn version_name(version: Version) -> &'static str {
@@ -80,8 +82,6 @@ pub(crate) struct Call {
     flags: &'static str,
     grpc: Option<u32>,
     response_bytes: u64,
-    upstream_ms: Option<u64>,
-    details: Option<&'static str>,
     log: Option<Box<LogFields>>,
 }
 
@@ -109,11 +109,12 @@ impl Call {
                 ..LogFields::default()
             })
         });
+        let (size, protocol) = labels::request_size_and_protocol(headers);
         Self {
             state: state.clone(),
             start: Instant::now(),
-            protocol: labels::request_protocol(headers),
-            request_bytes: request_line + labels::headers_size(headers) + body,
+            protocol,
+            request_bytes: request_line + size + body,
             peer: None,
             principal: None,
             policy: SecurityPolicy::Unknown,
@@ -121,8 +122,6 @@ impl Call {
             flags: "DC",
             grpc: None,
             response_bytes: 0,
-            upstream_ms: None,
-            details: None,
             log,
         }
     }
@@ -168,16 +167,19 @@ impl Call {
         endpoint: Option<SocketAddr>,
     ) {
         self.code = status.as_u16();
-        self.grpc = labels::grpc_status(headers);
-        self.response_bytes = 15 + labels::headers_size(headers);
+        let (size, grpc) = labels::size_and_grpc_status(headers);
+        self.grpc = grpc;
+        self.response_bytes = 15 + size;
         let (flags, details) = local.unwrap_or(("", "via_upstream"));
         self.flags = flags;
-        self.details = Some(details);
-        if local.is_none() {
-            self.upstream_ms =
-                Some(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX));
-        }
+        // Only the access log needs the details and the upstream time: no clock read
+        // without one.
         if let Some(log) = &mut self.log {
+            log.details = Some(details);
+            if local.is_none() {
+                log.upstream_ms =
+                    Some(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX));
+            }
             if log.upstream_cluster.is_none() {
                 log.upstream_cluster = Some(self.state.cluster.to_string());
             }
@@ -192,8 +194,9 @@ impl Call {
         if let Some(data) = frame.data_ref() {
             self.response_bytes += data.len() as u64;
         } else if let Some(trailers) = frame.trailers_ref() {
-            self.response_bytes += labels::headers_size(trailers);
-            if let Some(status) = labels::grpc_status(trailers) {
+            let (size, grpc) = labels::size_and_grpc_status(trailers);
+            self.response_bytes += size;
+            if let Some(status) = grpc {
                 self.grpc = Some(status);
             }
         }
@@ -237,7 +240,7 @@ impl Drop for Call {
                 protocol: Some(fields.protocol.to_owned()),
                 response_code: self.code,
                 response_flags: self.flags.to_owned(),
-                response_code_details: self
+                response_code_details: fields
                     .details
                     .or((self.code == 0).then_some("downstream_remote_disconnect"))
                     .map(str::to_owned),
@@ -246,7 +249,7 @@ impl Drop for Call {
                 bytes_received: self.request_bytes,
                 bytes_sent: self.response_bytes,
                 duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                upstream_service_time_ms: self.upstream_ms,
+                upstream_service_time_ms: fields.upstream_ms,
                 x_forwarded_for: fields.x_forwarded_for,
                 user_agent: fields.user_agent,
                 request_id: fields.request_id,

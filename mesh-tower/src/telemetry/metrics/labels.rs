@@ -2,6 +2,7 @@
 //! local reply give, and the labels fixed for a whole layer.
 
 use http::HeaderMap;
+use http::header::CONTENT_TYPE;
 use mesh_core::telemetry::PeerMetadata;
 use mesh_core::telemetry::labels::{IstioLabels, Reporter, RequestProtocol, SecurityPolicy};
 use mesh_core::telemetry::peer_metadata::UNKNOWN;
@@ -40,13 +41,28 @@ pub(crate) fn service_host(workload: &PeerMetadata, cluster_domain: &str) -> Str
     )
 }
 
-/// `request_protocol`: `grpc` for `content-type: application/grpc*`, else `http`.
-pub(crate) fn request_protocol(headers: &HeaderMap) -> RequestProtocol {
-    if mesh_core::deadline::is_grpc(headers) {
+/// One pass over request headers: the bytes they take on the wire, approximately (each
+/// `name: value\r\n`), and `request_protocol`: `grpc` when the (first) `content-type` starts
+/// with `application/grpc`, without regard to case (as [`mesh_core::deadline::is_grpc`]), else
+/// `http`. The names are compared while they are counted, rather than looked up (hashed).
+pub(crate) fn request_size_and_protocol(headers: &HeaderMap) -> (u64, RequestProtocol) {
+    const GRPC: &[u8] = b"application/grpc";
+    let mut size = 0;
+    let mut content_type = None;
+    for (name, value) in headers {
+        size += (name.as_str().len() + value.len() + 4) as u64;
+        if content_type.is_none() && *name == CONTENT_TYPE {
+            content_type = Some(value.as_bytes());
+        }
+    }
+    let grpc = content_type
+        .is_some_and(|v| v.len() >= GRPC.len() && v[..GRPC.len()].eq_ignore_ascii_case(GRPC));
+    let protocol = if grpc {
         RequestProtocol::Grpc
     } else {
         RequestProtocol::Http
-    }
+    };
+    (size, protocol)
 }
 
 /// `grpc-status`, parsed once: it is looked up on every response.
@@ -60,12 +76,23 @@ pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The bytes `headers` take on the wire, approximately: each `name: value\r\n`.
-pub(crate) fn headers_size(headers: &HeaderMap) -> u64 {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
-        .sum()
+/// One pass over response headers or trailers: the bytes they take on the wire,
+/// approximately (each `name: value\r\n`), and their [`grpc_status`]. The names are compared
+/// while they are counted, rather than `grpc-status` looked up (hashed).
+pub(crate) fn size_and_grpc_status(headers: &HeaderMap) -> (u64, Option<u32>) {
+    let mut size = 0;
+    // The first `grpc-status` value, as `HeaderMap::get` gives it.
+    let mut first = None;
+    for (name, value) in headers {
+        size += (name.as_str().len() + value.len() + 4) as u64;
+        if first.is_none() && *name == GRPC_STATUS {
+            first = Some(value);
+        }
+    }
+    let status = first
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    (size, status)
 }
 
 /// Envoy's response flag for a local reply of the server stack.
@@ -278,23 +305,61 @@ mod tests {
 
     #[test]
     fn protocol_and_grpc_status() {
+        let protocol = |headers: &HeaderMap| request_size_and_protocol(headers).1;
         let mut headers = HeaderMap::new();
-        assert_eq!(request_protocol(&headers), RequestProtocol::Http);
-        headers.insert(
-            "content-type",
-            HeaderValue::from_static("application/grpc+proto"),
-        );
-        assert_eq!(request_protocol(&headers), RequestProtocol::Grpc);
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        assert_eq!(request_protocol(&headers), RequestProtocol::Http);
+        assert_eq!(protocol(&headers), RequestProtocol::Http);
+        for (content_type, grpc) in [
+            ("application/grpc+proto", true),
+            ("application/grpc", true),
+            ("Application/GRPC-web", true),
+            ("application/json", false),
+            ("application/grp", false),
+            ("", false),
+        ] {
+            headers.insert("content-type", HeaderValue::from_static(content_type));
+            let expected = if grpc {
+                RequestProtocol::Grpc
+            } else {
+                RequestProtocol::Http
+            };
+            assert_eq!(protocol(&headers), expected, "{content_type}");
+            assert_eq!(
+                mesh_core::deadline::is_grpc(&headers),
+                grpc,
+                "{content_type}"
+            );
+        }
+        // The first value counts, as `HeaderMap::get` gives it.
+        headers.append("content-type", HeaderValue::from_static("application/grpc"));
+        assert_eq!(protocol(&headers), RequestProtocol::Http);
         assert_eq!(grpc_status(&headers), None);
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         assert_eq!(grpc_status(&headers), Some(14));
         headers.insert("grpc-status", HeaderValue::from_static("x"));
         assert_eq!(grpc_status(&headers), None);
+
         let mut sized = HeaderMap::new();
         sized.insert("ab", HeaderValue::from_static("cde"));
-        assert_eq!(headers_size(&sized), 9);
+        assert_eq!(
+            request_size_and_protocol(&sized),
+            (9, RequestProtocol::Http)
+        );
+        assert_eq!(size_and_grpc_status(&sized), (9, None));
+        sized.append("grpc-status", HeaderValue::from_static(" 7"));
+        sized.append("grpc-status", HeaderValue::from_static("14"));
+        assert_eq!(size_and_grpc_status(&sized), (9 + 17 + 17, Some(7)));
+        assert_eq!(grpc_status(&sized), Some(7));
+        let mut bad = HeaderMap::new();
+        bad.append("grpc-status", HeaderValue::from_static("x"));
+        bad.append("grpc-status", HeaderValue::from_static("14"));
+        assert_eq!(size_and_grpc_status(&bad), (16 + 17, None));
+        assert_eq!(grpc_status(&bad), None);
+        let mut grpc = HeaderMap::new();
+        grpc.insert("content-type", HeaderValue::from_static("application/grpc"));
+        assert_eq!(
+            request_size_and_protocol(&grpc),
+            (12 + 16 + 4, RequestProtocol::Grpc)
+        );
     }
 
     #[test]

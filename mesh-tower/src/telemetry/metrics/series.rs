@@ -4,14 +4,18 @@
 //! The labels fixed for a layer (the own workload, the destination service) are computed
 //! once, when the layer is built. A request's varying values (the peer's metadata header as
 //! received, the verified principal and security policy, the protocol, code, gRPC status and
-//! flags) are hashed and looked up in an [`ArcSwap`] map; only a combination seen for the
-//! first time decodes the peer's metadata, builds the labels and registers the handles with
-//! the global recorder (under a mutex, copying the map). At most [`MAX_SERIES`] combinations
-//! are cached per layer; past that, handles are registered per request (correct, slower).
+//! flags) are first compared with the combination in their front slot, chosen by the small
+//! values and the lengths of the long ones (one atomic load and one comparison: the peer's
+//! header is not hashed); otherwise they are hashed (xxh3 under a random secret per layer)
+//! and looked up in an [`ArcSwap`] map. Only a combination seen for the first time decodes
+//! the peer's metadata, builds the labels and registers the handles with the global recorder
+//! (under a mutex, copying the map; the first combination of a slot takes it for good). At
+//! most [`MAX_SERIES`] combinations are cached per layer; past that, handles are registered
+//! per request (correct, slower).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
@@ -21,6 +25,7 @@ use mesh_core::telemetry::labels::{
     IstioLabels, RequestProtocol, SecurityPolicy,
 };
 use metrics::{Counter, Histogram, Label};
+use xxhash_rust::xxh3::xxh3_64_with_secret;
 
 use super::labels;
 
@@ -55,17 +60,77 @@ pub(crate) struct Vary<'a> {
     pub(crate) flags: &'static str,
 }
 
-impl Hash for Vary<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.peer.map(HeaderValue::as_bytes).hash(state);
-        self.principal.hash(state);
-        self.policy.hash(state);
-        self.protocol.hash(state);
-        self.code.hash(state);
-        self.grpc.hash(state);
-        self.flags.hash(state);
+impl Vary<'_> {
+    /// The values' xxh3 under `secret`. The peer's header (several hundred bytes) and the
+    /// principal are hashed on their own, the results packed with the small values into one
+    /// buffer and hashed again: xxh3 in one shot, with no streaming state.
+    fn hash(&self, secret: &Secret) -> u64 {
+        /// Flags up to this long are packed as they are; longer ones by their hash.
+        const FLAGS_INLINE: usize = 24;
+        let secret = &secret.0;
+        let mut buf = [0u8; 64];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        let text = |text: Option<&[u8]>| match text {
+            Some(bytes) => (1, xxh3_64_with_secret(bytes, secret)),
+            None => (0, 0),
+        };
+        let (tag, hash) = text(self.peer.map(HeaderValue::as_bytes));
+        put(&[tag]);
+        put(&hash.to_le_bytes());
+        let (tag, hash) = text(self.principal.map(str::as_bytes));
+        put(&[tag, self.policy as u8, self.protocol as u8]);
+        put(&hash.to_le_bytes());
+        put(&self.code.to_le_bytes());
+        match self.grpc {
+            Some(status) => {
+                put(&[1]);
+                put(&status.to_le_bytes());
+            }
+            None => put(&[0]),
+        }
+        let flags = self.flags.as_bytes();
+        if flags.len() <= FLAGS_INLINE {
+            put(&[flags.len() as u8]);
+            put(flags);
+        } else {
+            put(&[u8::MAX]);
+            put(&xxh3_64_with_secret(flags, secret).to_le_bytes());
+        }
+        xxh3_64_with_secret(&buf[..at], secret)
+    }
+
+    /// The front slot of these values: from their small parts and the lengths of the long
+    /// ones, without reading the peer's header, so a combination in its slot is found by one
+    /// comparison and no hashing.
+    fn slot(&self) -> usize {
+        let mut mix = self.peer.map_or(0, |p| p.len() as u64 + 1);
+        mix = mix.rotate_left(16) ^ self.principal.map_or(0, |p| p.len() as u64 + 1);
+        mix = mix.rotate_left(16) ^ u64::from(self.code);
+        mix = mix.rotate_left(8) ^ ((self.policy as u64) << 4 | self.protocol as u64);
+        mix = mix.rotate_left(8) ^ self.flags.len() as u64;
+        mix = mix.rotate_left(32) ^ self.grpc.map_or(0, |g| u64::from(g) + 1);
+        // Fibonacci hashing: the top bits of the product spread the mix over the slots.
+        (mix.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FRONT_BITS)) as usize
     }
 }
+
+/// The xxh3 secret of one layer's [`Vary`] hashes: random, so the hashes cannot be
+/// predicted (a cache hit is checked against the key, so a collision costs a registration,
+/// never a wrong series).
+struct Secret([u8; 192]);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// There are `1 << FRONT_BITS` front slots per layer.
+const FRONT_BITS: u32 = 4;
 
 #[derive(Debug, PartialEq, Eq)]
 struct OwnedVary {
@@ -141,7 +206,7 @@ pub(crate) struct Measures {
 }
 
 /// A hasher for keys that are hashes already: the map of cached series is keyed by
-/// [`Vary`]'s xxh64, which needs no second hashing.
+/// [`Vary`]'s xxh3, which needs no second hashing.
 #[derive(Default)]
 struct Prehashed(u64);
 
@@ -166,9 +231,12 @@ impl Hasher for Prehashed {
 pub(crate) struct Series {
     base: IstioLabels,
     side: Side,
-    /// The seed of [`Vary`] hashes: xxh64 (a cache hit is checked against the key, so a
-    /// collision costs a registration, never a wrong series).
-    seed: u64,
+    /// The first place a request looks: one cached combination per slot ([`Vary::slot`]),
+    /// set once, read with one atomic load. Most layers see a few combinations, so most
+    /// requests end here, with neither the peer's header hashed nor the map loaded.
+    front: [OnceLock<Arc<Handles>>; 1 << FRONT_BITS],
+    /// The secret of [`Vary`] hashes, the keys of `cached`.
+    secret: Secret,
     cached: ArcSwap<HashMap<u64, Arc<Handles>, BuildHasherDefault<Prehashed>>>,
     insert: Mutex<()>,
 }
@@ -179,7 +247,8 @@ impl Series {
         Self {
             base,
             side,
-            seed: rand::random(),
+            front: Default::default(),
+            secret: Secret(rand::random()),
             cached: ArcSwap::from_pointee(HashMap::default()),
             insert: Mutex::new(()),
         }
@@ -187,9 +256,13 @@ impl Series {
 
     /// Records one request.
     pub(crate) fn record(&self, vary: &Vary<'_>, measures: Measures) {
-        let mut hasher = xxhash_rust::xxh64::Xxh64::new(self.seed);
-        vary.hash(&mut hasher);
-        let hash = hasher.finish();
+        if let Some(found) = self.front[vary.slot()].get()
+            && found.key.matches(vary)
+        {
+            self.record_with(found, measures);
+            return;
+        }
+        let hash = vary.hash(&self.secret);
         // A cached series is recorded through the map's own reference: nothing shared is
         // cloned.
         if let Some(found) = self.cached.load().get(&hash)
@@ -216,7 +289,7 @@ impl Series {
     }
 
     /// The handles of `vary`, whose hash is `hash` and which was not cached: registered
-    /// now, and cached unless the cache is full.
+    /// now, and cached unless the cache is full (in its front slot too while that is free).
     fn handles(&self, vary: &Vary<'_>, hash: u64) -> Arc<Handles> {
         let handles = Arc::new(self.register(vary));
         let _guard = self.insert.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,6 +298,8 @@ impl Series {
             let mut next = HashMap::clone(&current);
             next.insert(hash, handles.clone());
             self.cached.store(Arc::new(next));
+            // Taken already: this combination is found in the map.
+            let _ = self.front[vary.slot()].set(handles.clone());
         }
         handles
     }

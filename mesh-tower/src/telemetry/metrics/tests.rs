@@ -284,3 +284,52 @@ fn prometheus_buckets() {
         "{text}"
     );
 }
+
+/// Combinations that share a front slot (peer headers of one length, the same small
+/// values) are each counted in their own series, through the map.
+#[test]
+fn combinations_sharing_a_front_slot() {
+    use super::series::{Measures, Series, Side, Vary};
+    use mesh_core::telemetry::labels::{RequestProtocol, SecurityPolicy};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let peers = [workload("reviews").encode(), workload("ratings").encode()];
+    assert_eq!(peers[0].len(), peers[1].len());
+    let vary = |peer| Vary {
+        peer,
+        principal: None,
+        policy: SecurityPolicy::Unknown,
+        protocol: RequestProtocol::Http,
+        code: 200,
+        grpc: None,
+        flags: "",
+    };
+    let measures = Measures {
+        duration_ms: 1.0,
+        request_bytes: 10,
+        response_bytes: 20,
+    };
+    metrics::with_local_recorder(&recorder, || {
+        let base = super::labels::client_base(
+            &workload("productpage"),
+            "reviews.default.svc.cluster.local",
+            false,
+        );
+        let series = Series::new(base, Side::Client { mutual_tls: false });
+        for _ in 0..3 {
+            for peer in &peers {
+                series.record(&vary(Some(peer)), measures);
+            }
+            series.record(&vary(None), measures);
+        }
+        assert_eq!(series.cached(), 3);
+    });
+    let mut counts: Vec<(String, u64)> = requests(&snapshotter)
+        .into_iter()
+        .map(|(labels, n)| (label(&labels, "destination_workload").to_owned(), n))
+        .collect();
+    counts.sort();
+    let expected = [("ratings-v1", 3), ("reviews-v1", 3), ("unknown", 3)];
+    assert_eq!(counts, expected.map(|(w, n)| (w.to_owned(), n)));
+}
