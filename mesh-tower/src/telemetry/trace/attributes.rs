@@ -207,22 +207,36 @@ fn remembered_by(
 /// a port of one to five digits), read without [`Authority`]'s parser (which copies the
 /// value); `None` for anything else, which that parser reads. The answer is the parser's.
 pub(super) fn plain_host_port(value: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = match value.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (value, None),
-    };
-    let plain = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    match port {
-        _ if !plain => None,
-        None => Some((host, None)),
-        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some((host, p.parse().ok()))
+    // One pass: the host's bytes up to the first `:`, then the port's digits.
+    let bytes = value.as_bytes();
+    let mut host_len = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b':' {
+            host_len = i;
+            break;
         }
-        Some(_) => None,
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+            return None;
+        }
     }
+    if host_len == 0 {
+        return None;
+    }
+    let host = value.get(..host_len)?;
+    let Some(port) = bytes.get(host_len + 1..) else {
+        return Some((host, None));
+    };
+    if !(1..=5).contains(&port.len()) {
+        return None;
+    }
+    let mut n = 0u32;
+    for &b in port {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    Some((host, u16::try_from(n).ok()))
 }
 
 /// How many attributes [`record_response`] may add to a span.
