@@ -106,22 +106,44 @@ fn ascii_string(bytes: &[u8]) -> String {
 id_impl!(TraceId, 16);
 id_impl!(SpanId, 8);
 
+/// Hex digit values by byte: `0..=15` for `0-9` and `a-f`, `0x10 | value` for `A-F`, and
+/// [`NOT_HEX`] for anything else; ids are read on every traced request, so by table.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 0x10 | (10 + i as u8);
+        i += 1;
+    }
+    table
+};
+/// [`HEX_VALUES`] of a byte that is no hex digit.
+const NOT_HEX: u8 = 0xff;
+
 /// Decodes exactly `2 * N` hex digits; uppercase only when `upper` allows it.
 fn hex<const N: usize>(s: &[u8], upper: bool) -> Option<[u8; N]> {
     if s.len() != 2 * N {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' if upper => Some(c - b'A' + 10),
-        _ => None,
-    };
+    // Every value of the pairs or-ed together: above 15 when one is not a (lowercase) digit.
+    let mut seen = 0u8;
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        seen |= hi | lo;
+        *o = ((hi & 0xf) << 4) | (lo & 0xf);
     }
-    Some(out)
+    let ok = if upper { seen & 0xe0 == 0 } else { seen <= 0xf };
+    ok.then_some(out)
 }
 
 /// A B3 trace id: 32 hex digits, or 16 (a 64-bit id, left-padded with zeros to 128 bits).
@@ -705,6 +727,41 @@ mod tests {
             h.append(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn hex_reads_digits_by_case() {
+        assert_eq!(hex::<2>(b"09af", false), Some([0x09, 0xaf]));
+        assert_eq!(hex::<2>(b"09AF", false), None);
+        assert_eq!(hex::<2>(b"09AF", true), Some([0x09, 0xaf]));
+        assert_eq!(hex::<2>(b"0aF9", true), Some([0x0a, 0xf9]));
+        for bad in [
+            &b"0g00"[..],
+            b"0G00",
+            b"0 00",
+            b"0:00",
+            b"0/00",
+            b"0@00",
+            b"\xff000",
+        ] {
+            assert_eq!(hex::<2>(bad, true), None, "{bad:?}");
+            assert_eq!(hex::<2>(bad, false), None, "{bad:?}");
+        }
+        assert_eq!(hex::<2>(b"0a0", true), None);
+        // Every byte pair agrees with a plain reading.
+        for a in 0..=255u8 {
+            let plain = |upper: bool| {
+                let d = |c: u8| match c {
+                    b'0'..=b'9' => Some(c - b'0'),
+                    b'a'..=b'f' => Some(c - b'a' + 10),
+                    b'A'..=b'F' if upper => Some(c - b'A' + 10),
+                    _ => None,
+                };
+                Some([(d(a)? << 4) | d(b'7')?])
+            };
+            assert_eq!(hex::<1>(&[a, b'7'], true), plain(true), "{a}");
+            assert_eq!(hex::<1>(&[a, b'7'], false), plain(false), "{a}");
+        }
     }
 
     #[test]

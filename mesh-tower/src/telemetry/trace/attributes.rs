@@ -1,6 +1,8 @@
 //! HTTP semantic-convention attributes of the client and server spans.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::uri::Authority;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
@@ -39,11 +41,44 @@ pub(super) fn protocol_version(version: Version) -> &'static str {
 /// `user_agent.original`, when the request has one.
 pub(super) fn user_agent(headers: &HeaderMap) -> Option<KeyValue> {
     let ua = headers.get(http::header::USER_AGENT)?.to_str().ok()?;
-    Some(KeyValue::new("user_agent.original", ua.to_owned()))
+    Some(KeyValue::new(
+        "user_agent.original",
+        remembered(Memo::UserAgent, ua),
+    ))
+}
+
+/// `url.full` as a value, [`remembered`](Memo) (a client calls the same URLs again and
+/// again).
+pub(super) fn url_full_value(uri: &Uri) -> Value {
+    remembered_by(
+        Memo::UrlFull,
+        |old| is_url_full(old, uri),
+        || Arc::from(url_full(uri)),
+    )
+}
+
+/// Whether `text` is [`url_full`] of `uri`, compared piece by piece without writing it.
+fn is_url_full(text: &str, uri: &Uri) -> bool {
+    let mut rest = text;
+    let mut take = |piece: &str| match rest.strip_prefix(piece) {
+        Some(r) => {
+            rest = r;
+            true
+        }
+        None => false,
+    };
+    let scheme_ok = uri
+        .scheme_str()
+        .is_none_or(|scheme| take(scheme) && take("://"));
+    scheme_ok
+        && uri.authority().is_none_or(|a| take(a.as_str()))
+        && take(uri.path())
+        && uri.query().is_none_or(|q| take("?") && take(q))
+        && rest.is_empty()
 }
 
 /// `url.full`: the URI as it displays, written without `fmt`.
-pub(super) fn url_full(uri: &Uri) -> String {
+fn url_full(uri: &Uri) -> String {
     let scheme = uri.scheme_str();
     let authority = uri.authority().map(Authority::as_str);
     let path = uri.path();
@@ -71,12 +106,22 @@ pub(super) fn url_full(uri: &Uri) -> String {
 
 /// `client.address`: an IPv4 address written digit by digit (the common case; an IPv6
 /// one through `Display`).
+#[cfg(test)]
 pub(super) fn ip_string(ip: IpAddr) -> String {
+    with_ip_text(ip, str::to_owned)
+}
+
+/// `client.address` as a value, [`remembered`](Memo) (a connection's requests share it).
+pub(super) fn client_address(ip: IpAddr) -> Value {
+    with_ip_text(ip, |text| remembered(Memo::ClientAddress, text))
+}
+
+/// Calls `f` with the text of `ip`: an IPv4 address written digit by digit in a buffer (the
+/// common case), an IPv6 one through `Display`.
+fn with_ip_text<R>(ip: IpAddr, f: impl FnOnce(&str) -> R) -> R {
     let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
+        return f(&ip.to_string());
     };
-    // Written in a buffer and copied once at its length: the attribute value keeps the
-    // string as a boxed `str`, which would reallocate a longer one.
     let mut buf = [0u8; 15];
     let mut len = 0;
     for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -95,29 +140,103 @@ pub(super) fn ip_string(ip: IpAddr) -> String {
         buf[len] = b'0' + octet % 10;
         len += 1;
     }
-    String::from_utf8_lossy(&buf[..len]).into_owned()
+    // Digits and dots only: always text.
+    f(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
+/// Attribute values that repeat from request to request: one remembered per kind and
+/// thread, so a repeat costs a reference count instead of an allocation, a copy and a free
+/// (here and again when the exported span is dropped).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Memo {
+    /// The server span's `client.address` (the same for a connection's requests).
+    ClientAddress,
+    /// The server span's `server.address` (the `Host`).
+    ServerAddress,
+    /// The server span's `url.path`.
+    Path,
+    /// The server span's `user_agent.original`.
+    UserAgent,
+    /// The client span's `url.full`.
+    UrlFull,
+}
+
+const MEMOS: usize = 5;
+
+thread_local! {
+    static MEMORY: RefCell<[Option<Arc<str>>; MEMOS]> =
+        const { RefCell::new([const { None }; MEMOS]) };
+}
+
+/// `text` as a value: the one remembered for `kind` when it is the same text, else a new
+/// one, remembered in its place.
+pub(super) fn remembered(kind: Memo, text: &str) -> Value {
+    remembered_by(kind, |old| old == text, || Arc::from(text))
+}
+
+/// The value remembered for `kind` when `same` says it is the one wanted, else `make`'s,
+/// remembered in its place.
+fn remembered_by(
+    kind: Memo,
+    same: impl FnOnce(&str) -> bool,
+    make: impl FnOnce() -> Arc<str>,
+) -> Value {
+    let hit = MEMORY
+        .try_with(|memory| {
+            let memory = memory.try_borrow().ok()?;
+            memory[kind as usize]
+                .as_ref()
+                .filter(|old| same(old))
+                .cloned()
+        })
+        .ok()
+        .flatten();
+    if let Some(old) = hit {
+        return Value::from(old);
+    }
+    let new = make();
+    // Without the thread's memory (being torn down) the value is simply not remembered.
+    let _ = MEMORY.try_with(|memory| {
+        if let Ok(mut memory) = memory.try_borrow_mut() {
+            memory[kind as usize] = Some(new.clone());
+        }
+    });
+    Value::from(new)
+}
 /// The host and port of a plain `Host` value, `name[:port]` (letters, digits, `-` and `.`,
 /// a port of one to five digits), read without [`Authority`]'s parser (which copies the
 /// value); `None` for anything else, which that parser reads. The answer is the parser's.
 pub(super) fn plain_host_port(value: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = match value.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (value, None),
-    };
-    let plain = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
-    match port {
-        _ if !plain => None,
-        None => Some((host, None)),
-        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some((host, p.parse().ok()))
+    // One pass: the host's bytes up to the first `:`, then the port's digits.
+    let bytes = value.as_bytes();
+    let mut host_len = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b':' {
+            host_len = i;
+            break;
         }
-        Some(_) => None,
+        if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.') {
+            return None;
+        }
     }
+    if host_len == 0 {
+        return None;
+    }
+    let host = value.get(..host_len)?;
+    let Some(port) = bytes.get(host_len + 1..) else {
+        return Some((host, None));
+    };
+    if !(1..=5).contains(&port.len()) {
+        return None;
+    }
+    let mut n = 0u32;
+    for &b in port {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    Some((host, u16::try_from(n).ok()))
 }
 
 /// How many attributes [`record_response`] may add to a span.
@@ -184,6 +303,35 @@ mod tests {
         ] {
             let uri: Uri = uri.parse().unwrap();
             assert_eq!(url_full(&uri), uri.to_string(), "{uri:?}");
+        }
+    }
+
+    #[test]
+    fn remembered_values_are_the_text_asked_for() {
+        let uris: Vec<Uri> = [
+            "http://a:1/x?q",
+            "http://a:1/x",
+            "http://a:1/x?q",
+            "/x",
+            "/x?",
+        ]
+        .iter()
+        .map(|u| u.parse().unwrap())
+        .collect();
+        // Twice over, so each is asked for after itself and after each other one.
+        for uri in uris.iter().chain(&uris).chain(uris.iter().rev()) {
+            assert_eq!(url_full_value(uri), Value::from(url_full(uri)), "{uri}");
+        }
+        for (a, b) in [("http://a/x", "http://a/"), ("/x?q", "/x?"), ("/x", "/xy")] {
+            let (a, b): (Uri, Uri) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!(!is_url_full(&url_full(&a), &b) && !is_url_full(&url_full(&b), &a));
+        }
+        for text in ["/a", "/b", "/b", "", "/a"] {
+            assert_eq!(remembered(Memo::Path, text), Value::from(text.to_owned()));
+        }
+        for ip in ["10.0.0.1", "10.0.0.1", "::1", "10.0.0.2"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(client_address(ip), Value::from(ip.to_string()));
         }
     }
 

@@ -130,7 +130,10 @@ fn builder<B>(req: &Request<B>, upstream: &Upstream) -> SpanBuilder {
     if let Some(port) = port {
         attrs.push(KeyValue::new("server.port", i64::from(port)));
     }
-    attrs.push(KeyValue::new("url.full", attributes::url_full(req.uri())));
+    attrs.push(KeyValue::new(
+        "url.full",
+        attributes::url_full_value(req.uri()),
+    ));
     attrs.push(KeyValue::new(
         "network.protocol.version",
         s(attributes::protocol_version(req.version())),

@@ -13,7 +13,7 @@ use mesh_core::telemetry::trace_context::{Extracted, TraceContext, extract_any};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanBuilder, SpanKind};
 
-use super::attributes::{self, s};
+use super::attributes::{self, Memo, s};
 use super::tracer::ActiveSpan;
 use super::{Captured, Names};
 use crate::server::Peer;
@@ -144,7 +144,10 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
     // Room for the attributes the response adds, so the span's list does not grow then.
     let mut attrs = Vec::with_capacity(10 + attributes::RESPONSE_ATTRIBUTES);
     attrs.push(KeyValue::new("http.request.method", s(method)));
-    attrs.push(KeyValue::new("url.path", req.uri().path().to_owned()));
+    attrs.push(KeyValue::new(
+        "url.path",
+        attributes::remembered(Memo::Path, req.uri().path()),
+    ));
     attrs.push(KeyValue::new(
         "url.scheme",
         s(match req.uri().scheme_str() {
@@ -170,7 +173,10 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
         }
     };
     if let Some(address) = address {
-        attrs.push(KeyValue::new("server.address", address.to_owned()));
+        attrs.push(KeyValue::new(
+            "server.address",
+            attributes::remembered(Memo::ServerAddress, address),
+        ));
     }
     if let Some(port) = port.or_else(|| peer.map(|p| p.local.port())) {
         attrs.push(KeyValue::new("server.port", i64::from(port)));
@@ -182,7 +188,7 @@ fn builder<B>(req: &Request<B>, request_id: Option<&http::HeaderValue>) -> SpanB
     if let Some(peer) = peer {
         attrs.push(KeyValue::new(
             "client.address",
-            attributes::ip_string(peer.addr.ip()),
+            attributes::client_address(peer.addr.ip()),
         ));
     }
     attrs.extend(attributes::user_agent(req.headers()));
