@@ -50,7 +50,9 @@ fn uuid_v4_bytes<R: Rng + ?Sized>(rng: &mut R) -> [u8; 36] {
 
 /// A new request id: a [`uuid_v4`].
 fn new_request_id<R: Rng + ?Sized>(rng: &mut R) -> HeaderValue {
-    HeaderValue::from_bytes(&uuid_v4_bytes(rng)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // Shared bytes: the value is cloned for the request's context, a reference count.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(uuid_v4_bytes(rng)))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// The request id to use: `incoming` when valid, else a new [`uuid_v4`].

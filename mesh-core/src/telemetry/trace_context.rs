@@ -650,29 +650,31 @@ const FLAGS: usize = 7;
 /// Writes `ctx` (whose `span_id` is the new, outgoing span) into `headers` in every style of
 /// `styles`, after removing every trace header already there, so no stale context leaks on.
 pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMap) {
-    // The traceparent carries both ids, as the B3 headers write them.
-    let traceparent = ctx.traceparent_bytes();
-    let b3_single;
-    let mut parent = [0u8; 16];
+    // Every id written, in one buffer the values share (one allocation, not one each): the
+    // traceparent (which carries both ids, as the B3 headers write them), the parent span
+    // id, then the single b3 value.
+    const PARENT_AT: usize = TRACEPARENT_LEN;
+    const B3_AT: usize = PARENT_AT + 16;
+    let mut buf = [0u8; B3_AT + B3_SINGLE_MAX_LEN];
+    buf[..TRACEPARENT_LEN].copy_from_slice(&ctx.traceparent_bytes());
     // What each trace header becomes, by index into `NAMES`; `None` is removed if there.
     let mut values: [Option<Written<'_>>; 8] = [None; 8];
+    let trace_state = ctx.trace_state.as_deref();
     if styles.contains(Propagation::W3c) {
-        values[W3C_PARENT] = Some(Written::Bytes(&traceparent));
-        values[W3C_STATE] = ctx
-            .trace_state
-            .as_deref()
-            .map(|s| Written::Bytes(s.as_bytes()));
+        values[W3C_PARENT] = Some(Written::Shared(0, TRACEPARENT_LEN));
+        values[W3C_STATE] = trace_state.map(|s| Written::Bytes(s.as_bytes()));
     }
     if styles.contains(Propagation::B3Single) {
-        b3_single = ctx.b3_single_bytes();
-        values[B3_SINGLE] = Some(Written::Bytes(&b3_single.0[..b3_single.1]));
+        let (b3, len) = ctx.b3_single_bytes();
+        buf[B3_AT..B3_AT + len].copy_from_slice(&b3[..len]);
+        values[B3_SINGLE] = Some(Written::Shared(B3_AT, B3_AT + len));
     }
     if styles.contains(Propagation::B3Multi) {
-        values[TRACE_ID] = Some(Written::Bytes(&traceparent[3..35]));
-        values[SPAN_ID] = Some(Written::Bytes(&traceparent[36..52]));
+        values[TRACE_ID] = Some(Written::Shared(3, 35));
+        values[SPAN_ID] = Some(Written::Shared(36, 52));
         if let Some(id) = ctx.parent_span_id {
-            write_hex(&id.0, &mut parent);
-            values[PARENT_SPAN_ID] = Some(Written::Bytes(&parent));
+            write_hex(&id.0, &mut buf[PARENT_AT..B3_AT]);
+            values[PARENT_SPAN_ID] = Some(Written::Shared(PARENT_AT, B3_AT));
         }
         if ctx.debug {
             values[FLAGS] = Some(Written::Static("1"));
@@ -680,6 +682,10 @@ pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMa
             values[SAMPLED] = Some(Written::Static(if s { "1" } else { "0" }));
         }
     }
+    let shared = values
+        .iter()
+        .any(|v| matches!(v, Some(Written::Shared(..))))
+        .then(|| bytes::Bytes::from_owner(buf));
     // Room for them all at once: the map then grows at most once, not at each insert.
     headers.reserve(values.iter().flatten().count());
     // The headers there already, found by name without hashing.
@@ -687,6 +693,9 @@ pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMa
     let present: [bool; 8] = std::array::from_fn(|i| found.has(i));
     for ((name, value), present) in NAMES.iter().zip(values).zip(present) {
         let value = match value {
+            Some(Written::Shared(start, end)) => shared
+                .as_ref()
+                .and_then(|b| HeaderValue::from_maybe_shared(b.slice(start..end)).ok()),
             Some(Written::Bytes(bytes)) => HeaderValue::from_bytes(bytes).ok(),
             Some(Written::Static(text)) => Some(HeaderValue::from_static(text)),
             None => None,
@@ -705,9 +714,12 @@ pub fn inject(ctx: &TraceContext, styles: PropagationSet, headers: &mut HeaderMa
     }
 }
 
-/// A trace header's new value: bytes to copy, or static text.
+/// A trace header's new value: a range of the buffer the values share, bytes to copy, or static
+/// text.
 #[derive(Clone, Copy)]
 enum Written<'a> {
+    /// A range of the shared buffer: start and end.
+    Shared(usize, usize),
     Bytes(&'a [u8]),
     Static(&'static str),
 }
