@@ -71,9 +71,11 @@ impl Full {
                 .and_then(|id| ca.identity(&id).map_err(|e| e.to_string()))
                 .map_err(|e| format!("identity {sa}: {e}"))
         };
-        let telemetry = |config: &MeshConfig, name: &str| {
+        // Tracers named by static text, as a service names its own: an owned name would be
+        // copied into every span the SDK exports.
+        let telemetry = |config: &MeshConfig, name: &'static str| {
             Telemetry::from_config(config)
-                .map(|t| t.with_tracer(Tracer::sdk(provider.tracer(name.to_owned()))))
+                .map(|t| t.with_tracer(Tracer::sdk(provider.tracer(name))))
                 .map_err(|e| format!("telemetry: {e}"))
         };
 
