@@ -175,13 +175,17 @@ fn write_decimal(mut value: u64, buf: &mut [u8; 9]) -> usize {
 
 /// Reads an `x-mesh-timeout-ms` value: ASCII digits only, no sign, at most `u64::MAX`.
 fn parse_timeout_ms(bytes: &[u8]) -> Option<Duration> {
-    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty() {
         return None;
     }
-    std::str::from_utf8(bytes)
-        .ok()?
-        .parse()
-        .ok()
+    // Digits folded by hand (as `u64::from_str` would, overflow refused): the header is read
+    // on every request.
+    bytes
+        .iter()
+        .try_fold(0u64, |ms, &b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+            ms.checked_mul(10)?.checked_add(u64::from(digit))
+        })
         .map(Duration::from_millis)
 }
 
@@ -556,6 +560,52 @@ mod tests {
             let callee_now = 1000 * SEC;
             let read = from_headers(&h, callee_now).unwrap().unwrap();
             assert_eq!(read.remaining(callee_now), Duration::from_millis(2345));
+        }
+    }
+
+    /// The millisecond header's value: whole digits within `u64`, as `u64::from_str` reads
+    /// them, and nothing else (no sign, space or empty value).
+    fn reference_ms(s: &str) -> Option<Duration> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok().map(Duration::from_millis))
+            .flatten()
+    }
+
+    #[test]
+    fn timeout_ms_reads_digits_only_and_refuses_overflow() {
+        for s in [
+            "0",
+            "007",
+            "15000",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+            "",
+            "12a",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1.5",
+            "١",
+        ] {
+            assert_eq!(parse_timeout_ms(s.as_bytes()), reference_ms(s), "{s:?}");
+        }
+        assert_eq!(
+            parse_timeout_ms(b"15000"),
+            Some(Duration::from_millis(15_000))
+        );
+        assert_eq!(
+            parse_timeout_ms(b"18446744073709551615"),
+            Some(Duration::from_millis(u64::MAX))
+        );
+        assert_eq!(parse_timeout_ms(b"18446744073709551616"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn timeout_ms_agrees_with_the_standard_parse(s in "[0-9+ a-]{0,24}") {
+            prop_assert_eq!(parse_timeout_ms(s.as_bytes()), reference_ms(&s));
         }
     }
 

@@ -112,7 +112,7 @@ impl Call {
         let (size, protocol) = labels::request_size_and_protocol(headers);
         Self {
             state: state.clone(),
-            start: Instant::now(),
+            start: crate::clock::now(),
             protocol,
             request_bytes: request_line + size + body,
             peer: None,
