@@ -23,6 +23,8 @@ cargo bench --bench load -- [options]
   --threads N          the worker's tokio worker threads; 0: a current-thread runtime (default 2)
   --upstream ADDR      where the bare server listens, for proxies to forward to
                        (default 127.0.170.1:18080)
+  --trace-sampling R   the share of new traces mesh-full samples, 0 to 1 (default 1: every
+                       span recorded and exported; Istio's default would be 0.01)
   --via-pid [LABEL=]PID  a proxy's process: its CPU time (and its children's) over the measured
                        phase is added to the via rounds' CPU, its RSS to theirs; LABEL picks the
                        via variant, none applies to every via variant (repeatable)
@@ -31,7 +33,7 @@ cargo bench --bench load -- [options]
 
 Worker (run by the harness, and by benches/callgrind.sh):
   --worker --variant SPEC --concurrency N --requests N --warmup N --deadline SECS
-  --threads N --upstream ADDR [--proxy-pid PID]
+  --threads N --upstream ADDR [--trace-sampling R] [--proxy-pid PID]
   prints one JSON line of figures.";
 
 /// What stdout shows.
@@ -62,6 +64,8 @@ pub(crate) struct Options {
     pub(crate) threads: usize,
     /// The bare server's address.
     pub(crate) upstream: SocketAddr,
+    /// The share of new traces mesh-full samples (1: all).
+    pub(crate) trace_sampling: f64,
     /// Proxy processes: (via label or none for all, pid).
     pub(crate) via_pids: Vec<(Option<String>, u32)>,
     /// Where to write JSON.
@@ -90,6 +94,7 @@ impl Options {
             deadline: Duration::from_secs(60),
             threads: 2,
             upstream: parse_value("--upstream", DEFAULT_UPSTREAM)?,
+            trace_sampling: 1.0,
             via_pids: Vec::new(),
             json: None,
             format: Format::Table,
@@ -120,6 +125,7 @@ impl Options {
                 "--deadline" => o.deadline = seconds(&flag, &it.value(&flag)?)?,
                 "--threads" => o.threads = parse_value(&flag, &it.value(&flag)?)?,
                 "--upstream" => o.upstream = parse_value(&flag, &it.value(&flag)?)?,
+                "--trace-sampling" => o.trace_sampling = ratio(&flag, &it.value(&flag)?)?,
                 "--via-pid" => {
                     let v = it.value(&flag)?;
                     let (label, pid) = match v.split_once('=') {
@@ -182,6 +188,8 @@ pub(crate) struct WorkerOptions {
     pub(crate) threads: usize,
     /// The bare server's address.
     pub(crate) upstream: SocketAddr,
+    /// The share of new traces mesh-full samples (1: all).
+    pub(crate) trace_sampling: f64,
     /// A proxy whose CPU time and RSS are read around the measured phase.
     pub(crate) proxy_pid: Option<u32>,
 }
@@ -197,6 +205,7 @@ impl WorkerOptions {
             deadline: Duration::from_secs(60),
             threads: 2,
             upstream: parse_value("--upstream", DEFAULT_UPSTREAM)?,
+            trace_sampling: 1.0,
             proxy_pid: None,
         };
         let mut it = Args::new(args);
@@ -210,6 +219,7 @@ impl WorkerOptions {
                 "--deadline" => o.deadline = seconds(&flag, &it.value(&flag)?)?,
                 "--threads" => o.threads = parse_value(&flag, &it.value(&flag)?)?,
                 "--upstream" => o.upstream = parse_value(&flag, &it.value(&flag)?)?,
+                "--trace-sampling" => o.trace_sampling = ratio(&flag, &it.value(&flag)?)?,
                 "--proxy-pid" => o.proxy_pid = Some(parse_value(&flag, &it.value(&flag)?)?),
                 other => return Err(format!("worker: unknown option `{other}`")),
             }
@@ -235,6 +245,8 @@ impl WorkerOptions {
             self.threads.to_string(),
             "--upstream".to_owned(),
             self.upstream.to_string(),
+            "--trace-sampling".to_owned(),
+            self.trace_sampling.to_string(),
         ];
         if let Some(pid) = self.proxy_pid {
             args.extend(["--proxy-pid".to_owned(), pid.to_string()]);
@@ -304,6 +316,17 @@ fn positive(flag: &str, s: &str) -> Result<usize, String> {
     match parse_value::<usize>(flag, s)? {
         0 => Err(format!("{flag}: bad value `{s}`: must be at least 1")),
         n => Ok(n),
+    }
+}
+
+fn ratio(flag: &str, s: &str) -> Result<f64, String> {
+    let r: f64 = parse_value(flag, s)?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!(
+            "{flag}: bad value `{s}`: expected a share from 0 to 1"
+        ))
     }
 }
 

@@ -6,7 +6,8 @@
 //! ISTIO_MUTUAL with a development CA's SPIFFE identities). The server is a `MeshServer` in
 //! STRICT mode with an AuthorizationPolicy allowing only the client's principal. Both
 //! record Istio's metrics into an installed Prometheus recorder and send every span (always
-//! sampled) through a batch processor to an exporter that drops them.
+//! sampled, unless `--trace-sampling` gives a share of new traces) through a batch processor
+//! to an exporter that drops them.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -44,16 +45,17 @@ pub(crate) struct Full {
 }
 
 impl Full {
-    /// Installs the recorder and the tracer provider, starts the DNS server and the mesh
-    /// server, and builds the client (returned as the caller). Call once per process,
-    /// inside the runtime.
-    pub(crate) async fn start() -> Result<(Self, Caller), String> {
+    /// Installs the recorder and the tracer provider (sampling `trace_sampling` of new
+    /// traces, continuing a caller's decision), starts the DNS server and the mesh server,
+    /// and builds the client (returned as the caller). Call once per process, inside the
+    /// runtime.
+    pub(crate) async fn start(trace_sampling: f64) -> Result<(Self, Caller), String> {
         let recorder = prometheus_builder().build_recorder();
         let metrics = recorder.handle();
         metrics::set_global_recorder(recorder).map_err(|e| format!("recorder: {e}"))?;
         let exported = Discard::default();
         let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::AlwaysOn)
+            .with_sampler(sampler(trace_sampling))
             .with_batch_exporter(exported.clone())
             .build();
         let upkeep = metrics.clone();
@@ -178,6 +180,16 @@ spec:
     to: [{operation: {methods: [GET], paths: [\"/*\"]}}]
 "
     .to_owned()
+}
+
+/// Every span when `share` is 1 (the default: everything on); else a share of new traces, as
+/// Istio's sampling percentage, with a traced caller's decision followed.
+fn sampler(share: f64) -> Sampler {
+    if share >= 1.0 {
+        Sampler::AlwaysOn
+    } else {
+        Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(share)))
+    }
 }
 
 fn load(yaml: &str) -> Result<MeshConfig, String> {

@@ -304,6 +304,7 @@ impl Results {
                 "deadline_s": o.deadline.as_secs_f64(),
                 "threads": o.threads,
                 "upstream": o.upstream.to_string(),
+                "trace_sampling": o.trace_sampling,
                 "via_pids": o.via_pids.iter().map(|(l, p)| json!({"label": l, "pid": p})).collect::<Vec<_>>(),
             },
             "machine": {

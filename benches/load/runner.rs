@@ -36,6 +36,7 @@ pub(crate) fn run(o: Options) -> Result<(), String> {
                     deadline: o.deadline,
                     threads: o.threads,
                     upstream: o.upstream,
+                    trace_sampling: o.trace_sampling,
                     proxy_pid: o.proxy_pid(variant),
                 };
                 let figures = rt.block_on(run_worker(&exe, &worker, limit));

@@ -72,7 +72,7 @@ async fn measure(o: &WorkerOptions) -> Result<Value, String> {
             }
         }
         Variant::MeshFull => {
-            let (setup, caller) = Full::start().await?;
+            let (setup, caller) = Full::start(o.trace_sampling).await?;
             full = Some(setup);
             caller
         }

@@ -30,6 +30,10 @@ fn defaults_measure_every_variant_at_three_concurrencies() {
     assert_eq!(o.deadline, Duration::from_secs(60));
     assert_eq!(o.threads, 2);
     assert_eq!(o.upstream.to_string(), "127.0.170.1:18080");
+    assert_eq!(
+        o.trace_sampling, 1.0,
+        "mesh-full records every span unless told"
+    );
     assert_eq!(o.format, Format::Table);
     assert!(o.json.is_none() && o.via_pids.is_empty());
 }
@@ -47,13 +51,14 @@ fn bare_always_runs_first_and_variants_are_not_repeated() {
 fn flags_take_their_value_after_a_space_or_an_equals_sign() {
     let o = parse(
         "--concurrency=4,32 --requests 500 --warmup=0 --rounds 3 --deadline 2.5 --threads 0 \
-         --upstream 127.0.190.1:9000 --json out.json --format=json",
+         --upstream 127.0.190.1:9000 --trace-sampling 0.01 --json out.json --format=json",
     )
     .unwrap();
     assert_eq!(o.concurrency, [4, 32]);
     assert_eq!((o.requests, o.warmup, o.rounds, o.threads), (500, 0, 3, 0));
     assert_eq!(o.deadline, Duration::from_millis(2500));
     assert_eq!(o.upstream.to_string(), "127.0.190.1:9000");
+    assert_eq!(o.trace_sampling, 0.01);
     assert_eq!(o.json.as_deref(), Some(std::path::Path::new("out.json")));
     assert_eq!(o.format, Format::Json);
 }
@@ -76,6 +81,16 @@ fn each_bad_value_is_refused_naming_the_flag_and_the_value() {
         ("--deadline soon", "--deadline: bad value `soon`"),
         ("--upstream localhost", "--upstream: bad value `localhost`"),
         ("--format xml", "--format: `xml`: expected table or json"),
+        (
+            "--trace-sampling 2",
+            "--trace-sampling: bad value `2`: expected a share from 0 to 1",
+        ),
+        (
+            "--trace-sampling -0.5",
+            "--trace-sampling: bad value `-0.5`",
+        ),
+        ("--trace-sampling NaN", "--trace-sampling: bad value `NaN`"),
+        ("--trace-sampling all", "--trace-sampling: bad value `all`"),
         ("--requests", "--requests: a value is required"),
         ("--colour", "unknown option `--colour`"),
         ("stray", "unexpected argument `stray`"),
@@ -137,6 +152,7 @@ fn a_worker_reads_back_the_arguments_it_is_given() {
         deadline: Duration::from_millis(1500),
         threads: 0,
         upstream: "127.0.190.1:18080".parse().unwrap(),
+        trace_sampling: 0.25,
         proxy_pid: Some(42),
     };
     let back = WorkerOptions::parse(&o.to_args()).unwrap();
@@ -147,6 +163,7 @@ fn a_worker_reads_back_the_arguments_it_is_given() {
     );
     assert_eq!(back.deadline, o.deadline);
     assert_eq!(back.upstream, o.upstream);
+    assert_eq!(back.trace_sampling, 0.25);
     assert_eq!(back.proxy_pid, Some(42));
 
     let err = WorkerOptions::parse(&args("--worker --rounds 3")).unwrap_err();
