@@ -203,6 +203,7 @@ fn remembered_by(
     });
     Value::from(new)
 }
+
 /// The host and port of a plain `Host` value, `name[:port]` (letters, digits, `-` and `.`,
 /// a port of one to five digits), read without [`Authority`]'s parser (which copies the
 /// value); `None` for anything else, which that parser reads. The answer is the parser's.
