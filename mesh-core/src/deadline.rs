@@ -250,14 +250,21 @@ pub fn bound(
     }
 }
 
-/// Whether the request is gRPC (or gRPC-Web): its content type starts with
-/// `application/grpc`, compared without regard to case.
+/// Whether the request is gRPC (or gRPC-Web): its (first) content type is
+/// [`is_grpc_content_type`].
 pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| is_grpc_content_type(v.as_bytes()))
+}
+
+/// Whether a `content-type` value is gRPC's (or gRPC-Web's): it starts with
+/// `application/grpc`, compared without regard to case.
+pub fn is_grpc_content_type(value: &[u8]) -> bool {
     const GRPC: &[u8] = b"application/grpc";
-    headers.get(CONTENT_TYPE).is_some_and(|v| {
-        let v = v.as_bytes();
-        v.len() >= GRPC.len() && v[..GRPC.len()].eq_ignore_ascii_case(GRPC)
-    })
+    value
+        .get(..GRPC.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(GRPC))
 }
 
 /// The deadline an inbound request carries, received at `now`.

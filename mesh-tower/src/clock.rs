@@ -50,14 +50,14 @@ thread_local! {
     static CALL_TIME: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// The time now; within [`at`], the time read for the call in progress: the layers one call
+/// The time now; within [`with_call_time`], the time read for the call in progress: the layers one call
 /// passes through (in the same instant, as far as their decisions go) share one clock read.
 pub(crate) fn now() -> Instant {
     CALL_TIME.with(Cell::get).unwrap_or_else(Instant::now)
 }
 
 /// Calls `f` with [`now`] answering `time` (on this thread, until `f` returns).
-pub(crate) fn at<R>(time: Instant, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_call_time<R>(time: Instant, f: impl FnOnce() -> R) -> R {
     /// Puts back the time of an enclosing call, even if `f` unwinds.
     struct Restore(Option<Instant>);
 

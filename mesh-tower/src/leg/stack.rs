@@ -115,7 +115,7 @@ impl Service<Request<RequestBody>> for LegStack {
     fn call(&mut self, req: Request<RequestBody>) -> StackFuture {
         // The layers share one clock read for the call (a timeout's start, the retry
         // budget's deposit, the balancer's pick, the endpoint's start).
-        crate::clock::at(tokio::time::Instant::now(), || match self {
+        crate::clock::with_call_time(tokio::time::Instant::now(), || match self {
             Self::Full(s) => StackFuture::Full { inner: s.call(req) },
             Self::Lean(s) => StackFuture::Lean { inner: s.call(req) },
         })

@@ -1,8 +1,8 @@
 //! The pure part of the metrics layers: which label values a request, a response and a
 //! local reply give, and the labels fixed for a whole layer.
 
-use http::HeaderMap;
 use http::header::CONTENT_TYPE;
+use http::{HeaderMap, HeaderValue};
 use mesh_core::telemetry::PeerMetadata;
 use mesh_core::telemetry::labels::{IstioLabels, Reporter, RequestProtocol, SecurityPolicy};
 use mesh_core::telemetry::peer_metadata::UNKNOWN;
@@ -42,11 +42,10 @@ pub(crate) fn service_host(workload: &PeerMetadata, cluster_domain: &str) -> Str
 }
 
 /// One pass over request headers: the bytes they take on the wire, approximately (each
-/// `name: value\r\n`), and `request_protocol`: `grpc` when the (first) `content-type` starts
-/// with `application/grpc`, without regard to case (as [`mesh_core::deadline::is_grpc`]), else
-/// `http`. The names are compared while they are counted, rather than looked up (hashed).
+/// `name: value\r\n`), and `request_protocol`: `grpc` when the (first) `content-type`
+/// [is gRPC's](mesh_core::deadline::is_grpc_content_type), else `http`. The names are compared
+/// while they are counted, rather than looked up (hashed).
 pub(crate) fn request_size_and_protocol(headers: &HeaderMap) -> (u64, RequestProtocol) {
-    const GRPC: &[u8] = b"application/grpc";
     let mut size = 0;
     let mut content_type = None;
     for (name, value) in headers {
@@ -55,9 +54,7 @@ pub(crate) fn request_size_and_protocol(headers: &HeaderMap) -> (u64, RequestPro
             content_type = Some(value.as_bytes());
         }
     }
-    let grpc = content_type
-        .is_some_and(|v| v.len() >= GRPC.len() && v[..GRPC.len()].eq_ignore_ascii_case(GRPC));
-    let protocol = if grpc {
+    let protocol = if content_type.is_some_and(mesh_core::deadline::is_grpc_content_type) {
         RequestProtocol::Grpc
     } else {
         RequestProtocol::Http
@@ -70,10 +67,12 @@ static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-statu
 
 /// The `grpc-status` of response headers or trailers, when present and a number.
 pub(crate) fn grpc_status(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get(&GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+    headers.get(&GRPC_STATUS).and_then(parse_grpc_status)
+}
+
+/// A `grpc-status` value as a number (surrounding spaces allowed).
+fn parse_grpc_status(value: &HeaderValue) -> Option<u32> {
+    value.to_str().ok().and_then(|v| v.trim().parse().ok())
 }
 
 /// One pass over response headers or trailers: the bytes they take on the wire,
@@ -89,10 +88,7 @@ pub(crate) fn size_and_grpc_status(headers: &HeaderMap) -> (u64, Option<u32>) {
             first = Some(value);
         }
     }
-    let status = first
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    (size, status)
+    (size, first.and_then(parse_grpc_status))
 }
 
 /// Envoy's response flag for a local reply of the server stack.

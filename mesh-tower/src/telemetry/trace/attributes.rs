@@ -104,13 +104,6 @@ fn url_full(uri: &Uri) -> String {
     out
 }
 
-/// `client.address`: an IPv4 address written digit by digit (the common case; an IPv6
-/// one through `Display`).
-#[cfg(test)]
-pub(super) fn ip_string(ip: IpAddr) -> String {
-    with_ip_text(ip, str::to_owned)
-}
-
 /// `client.address` as a value, [`remembered`](Memo) (a connection's requests share it).
 pub(super) fn client_address(ip: IpAddr) -> Value {
     with_ip_text(ip, |text| remembered(Memo::ClientAddress, text))
@@ -373,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn ip_string_is_the_display_form() {
+    fn ip_text_is_the_display_form() {
         for ip in [
             "0.0.0.0",
             "127.0.0.1",
@@ -384,11 +377,11 @@ mod tests {
             "::ffff:1.2.3.4",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_string(ip), ip.to_string());
+            assert_eq!(with_ip_text(ip, str::to_owned), ip.to_string());
         }
         for a in 0..=255u8 {
             let ip = IpAddr::from([a, 255 - a, a / 3, a.wrapping_mul(7)]);
-            assert_eq!(ip_string(ip), ip.to_string());
+            assert_eq!(with_ip_text(ip, str::to_owned), ip.to_string());
         }
     }
 }
